@@ -1,0 +1,184 @@
+"""Typed records shared by every layer. No I/O here: these are values, validated once at the boundary."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GIB = 1 << 30
+GB = 1_000_000_000
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Format(StrEnum):
+    EXL2 = "exl2"
+    EXL3 = "exl3"
+    GPTQ = "gptq"
+    AWQ = "awq"
+    GGUF = "gguf"
+    GGML = "ggml"
+    OTHER = "other"
+
+
+class VariantKind(StrEnum):
+    BRANCH = "branch"
+    FILE = "file"
+    REPO = "repo"
+
+
+class Source(StrEnum):
+    """Where a number came from, so users know what to trust."""
+
+    CARD = "card"
+    HUB = "hub"
+    NAME = "name"
+    ESTIMATE = "estimate"
+    CONFIG = "config"
+
+
+class Role(StrEnum):
+    MODEL = "model"
+    # e.g. a llava mmproj: downloaded with a variant, never offered on its own
+    COMPANION = "companion"
+
+
+class CacheMode(StrEnum):
+    FP16 = "fp16"
+    FP8 = "fp8"
+    Q8 = "q8"
+    Q6 = "q6"
+    Q4 = "q4"
+
+
+class Runtime(StrEnum):
+    EXLLAMAV2 = "exllamav2"
+    TRANSFORMERS = "transformers"
+    LLAMACPP = "llama.cpp"
+    VLLM = "vllm"
+
+
+class Variant(Record):
+    name: str
+    kind: VariantKind
+    format: Format
+    bits: float | None = None
+    bits_source: Source | None = None
+    head_bits: float | None = None
+    group_size: int | None = None
+    act_order: bool | None = None
+    size_bytes: int | None = None
+    size_source: Source | None = None
+    # card VRAM figures by context length in tokens; GiB on the card ("GB" there means GiB)
+    vram_bytes: dict[int, int] = Field(default_factory=dict)
+    # card VRAM figures with no stated context
+    vram_unspecified_bytes: int | None = None
+    # figures by KV-cache mode, e.g. {"q4": {32768: ...}, "fp16": {...}}
+    vram_bytes_by_cache: dict[CacheMode, dict[int, int]] = Field(default_factory=dict)
+    # figures derived from a prose rule ("for 32k context add ~2 GB")
+    vram_derived_bytes: dict[int, int] = Field(default_factory=dict)
+    max_ram_bytes: int | None = None
+    quant_method: str | None = None
+    recommended_by_card: bool = False
+    description: str = ""
+    # explicit file list (split GGUF sets); empty for a branch, which is downloaded whole
+    files: tuple[str, ...] = ()
+    # a GGUF set that lives in a folder of the repo (bartowski splits)
+    folder: str | None = None
+    # the repository the variant lives in when it is not the card's own repo
+    repo: str | None = None
+    role: Role = Role.MODEL
+    warnings: tuple[str, ...] = ()
+    extra: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class ModelCard(Record):
+    repo: str | None = None
+    base_models: tuple[str, ...] = ()
+    variants: tuple[Variant, ...] = ()
+    # what context and cache the card's VRAM figures assume, as the card states it
+    vram_context_tokens: int | None = None
+    vram_cache_mode: CacheMode | None = None
+    vram_note: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+class ModelShape(Record):
+    """What config.json says about a model: enough for the KV cache and activation terms."""
+
+    architecture: str = ""
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    intermediate_size: int
+    num_experts: int = 1
+    num_experts_per_token: int = 1
+    sliding_window_tokens: int | None = None
+    # per-layer attention kind where a model mixes them ("full_attention" / "sliding_attention")
+    layer_types: tuple[str, ...] = ()
+    max_context_tokens: int | None = None
+    tie_word_embeddings: bool = False
+    parameter_count: int | None = None
+    source: Source = Source.CONFIG
+
+
+class Provenance(StrEnum):
+    CARD = "card"
+    CARD_FIT = "card-fit"
+    FORMULA = "formula"
+
+
+class Breakdown(Record):
+    weights_bytes: int
+    kv_cache_bytes: int
+    runtime_buffers_bytes: int
+    cuda_context_bytes: int
+
+
+class Estimate(Record):
+    variant: str
+    context_tokens: int
+    cache_mode: CacheMode
+    runtime: Runtime
+    vram_bytes: int
+    provenance: Provenance
+    breakdown: Breakdown | None = None
+    weights_source: Source | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class Budget(Record):
+    gpu_vram_bytes: tuple[int, ...]
+    reserve_bytes: int
+    context_tokens: int
+    cache_mode: CacheMode = CacheMode.FP16
+    runtime: Runtime | None = None
+    source: Literal["user", "nvml", "nvidia-smi", "env"] = "user"
+
+    @property
+    def usable_bytes(self) -> int:
+        return sum(self.gpu_vram_bytes) - self.reserve_bytes * len(self.gpu_vram_bytes)
+
+
+class Candidate(Record):
+    variant: Variant
+    estimate: Estimate | None
+    fits: bool
+    margin_bytes: int | None
+    max_context_tokens: int | None
+    reason: str = ""
+
+
+class Recommendation(Record):
+    budget: Budget
+    pick: Candidate | None
+    runner_up: Candidate | None
+    candidates: tuple[Candidate, ...]
+    reasons: tuple[str, ...] = ()
