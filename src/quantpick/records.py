@@ -62,6 +62,15 @@ class Runtime(StrEnum):
     VLLM = "vllm"
 
 
+class HubStatus(StrEnum):
+    PRESENT = "present"
+    # the card lists it but the Hub has no such branch/file: never offered for download
+    MISSING = "missing"
+    # the Hub has it but the card does not list it
+    HUB_ONLY = "hub-only"
+    UNCHECKED = "unchecked"
+
+
 class Variant(Record):
     name: str
     kind: VariantKind
@@ -92,6 +101,7 @@ class Variant(Record):
     # the repository the variant lives in when it is not the card's own repo
     repo: str | None = None
     role: Role = Role.MODEL
+    hub_status: HubStatus = HubStatus.UNCHECKED
     warnings: tuple[str, ...] = ()
     extra: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
@@ -182,3 +192,31 @@ class Recommendation(Record):
     runner_up: Candidate | None
     candidates: tuple[Candidate, ...]
     reasons: tuple[str, ...] = ()
+
+
+class RemoteFile(Record):
+    path: str
+    size_bytes: int
+    # sha256 of LFS files (what the Hub states); None for small git-stored files
+    sha256: str | None = None
+    git_oid: str | None = None
+
+
+class BranchListing(Record):
+    name: str
+    commit_sha: str
+    files: tuple[RemoteFile, ...] = ()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size_bytes for f in self.files)
+
+
+class RepoListing(Record):
+    """What the Hub says a repo holds: the truth a card is checked against."""
+
+    repo: str
+    default_branch: str = "main"
+    branches: tuple[BranchListing, ...] = ()
+    # when the listing came from quantpick's on-disk cache rather than the network
+    cached_at_unix: float | None = None

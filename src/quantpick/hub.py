@@ -1,0 +1,359 @@
+"""All Hub access. The only module that imports huggingface_hub.
+
+Every call passes `endpoint`, `token` and `cache_dir` explicitly: huggingface_hub reads HF_ENDPOINT
+and HF_HOME once, at import, so environment changes after import would otherwise be ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx2 as httpx  # huggingface_hub 2.x transport; its errors are not wrapped
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError as HfEntryNotFoundError,
+)
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.hf_api import RepoFile
+
+from quantpick.errors import (
+    AuthError,
+    EntryNotFoundError,
+    NetworkError,
+    QuantpickError,
+    RepoNotFoundError,
+    UsageError,
+)
+from quantpick.errors import (
+    RevisionNotFoundError as QpRevisionNotFoundError,
+)
+from quantpick.records import BranchListing, RemoteFile, RepoListing
+
+T = TypeVar("T")
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+# Bounded so a 300-branch repo does not open 300 connections; 8 keeps loopback and the Hub busy.
+DEFAULT_MAX_WORKERS = 8
+# A retry helps only against transient failures (5xx, dropped connections); three is what `hf` does.
+RETRIES = 3
+LISTING_CACHE_VERSION = 1
+
+
+def resolve_token(explicit: str | None) -> str | None:
+    """--token, then HF_TOKEN, then huggingface_hub's stored login."""
+    if explicit:
+        return explicit
+    env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if env:
+        return env
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def default_cache_dir() -> Path:
+    hf_home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface"
+    )
+    return Path(hf_home) / "hub"
+
+
+def is_offline_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _redact(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+@dataclass
+class HubSettings:
+    endpoint: str = DEFAULT_ENDPOINT
+    token: str | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    offline: bool = False
+    max_workers: int = DEFAULT_MAX_WORKERS
+    retry_backoff_s: float = 0.5
+
+
+class Hub:
+    """One Hub endpoint, one token, one cache directory."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self._api = HfApi(
+            endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
+        )
+
+    @property
+    def _token_arg(self) -> str | bool:
+        # False stops huggingface_hub from reading a stored token we did not choose.
+        return self.settings.token or False
+
+    # -- error mapping --------------------------------------------------------------------------
+
+    @contextmanager
+    def _mapped(
+        self, repo: str, revision: str | None = None, path: str | None = None
+    ) -> Iterator[None]:
+        token = self.settings.token
+        try:
+            yield
+        except QuantpickError:
+            raise
+        except GatedRepoError:
+            raise AuthError(f"{repo} is gated and this token has no access to it") from None
+        except RepositoryNotFoundError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status == 401 and token is None:
+                raise AuthError(
+                    f"{repo} was not found or is private, and no token was given"
+                ) from None
+            if status == 401:
+                raise AuthError(f"the token was refused for {repo}") from None
+            raise RepoNotFoundError(f"repository {repo} not found") from None
+        except RevisionNotFoundError:
+            raise QpRevisionNotFoundError(f"revision {revision!r} not found in {repo}") from None
+        except HfEntryNotFoundError as exc:
+            if isinstance(exc, LocalEntryNotFoundError):
+                raise NetworkError(f"could not reach {self.settings.endpoint} for {repo}") from None
+            raise EntryNotFoundError(f"{path or 'file'} not found in {repo}") from None
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status in (401, 403):
+                raise AuthError(f"access to {repo} refused (HTTP {status})") from None
+            raise NetworkError(
+                f"the Hub answered HTTP {status} for {repo} after {RETRIES} tries"
+            ) from None
+        except (httpx.HTTPError, OSError) as exc:
+            raise NetworkError(
+                _redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
+            ) from None
+
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        for attempt in range(RETRIES):
+            try:
+                return fn()
+            except HfHubHTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                if not (status >= 500 or status == 429) or attempt == RETRIES - 1:
+                    raise
+            except (httpx.TransportError, LocalEntryNotFoundError):
+                if attempt == RETRIES - 1:
+                    raise
+            time.sleep(self.settings.retry_backoff_s * (2**attempt))
+        raise AssertionError("unreachable")
+
+    # -- look-ups --------------------------------------------------------------------------------
+
+    def card_text(self, repo: str, revision: str | None = None) -> str | None:
+        """README.md at a revision, or None when the repo has none."""
+        if self.settings.offline:
+            return self._cache_read_card(repo)
+        with self._mapped(repo, revision, "README.md"):
+            try:
+                path = self._retrying(
+                    lambda: hf_hub_download(
+                        repo,
+                        "README.md",
+                        revision=revision,
+                        endpoint=self.settings.endpoint,
+                        token=self._token_arg,
+                        cache_dir=self.settings.cache_dir,
+                    )
+                )
+            except HfEntryNotFoundError as exc:
+                if isinstance(exc, LocalEntryNotFoundError):
+                    raise
+                return None
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        self._cache_write_card(repo, text)
+        return text
+
+    def branches(self, repo: str) -> dict[str, str]:
+        """Branch name -> commit sha."""
+        with self._mapped(repo):
+            refs = self._retrying(lambda: self._api.list_repo_refs(repo, token=self._token_arg))
+        return {b.name: b.target_commit for b in refs.branches}
+
+    def files(self, repo: str, revision: str) -> tuple[RemoteFile, ...]:
+        with self._mapped(repo, revision):
+            entries = self._retrying(
+                lambda: list(
+                    self._api.list_repo_tree(
+                        repo, revision=revision, recursive=True, token=self._token_arg
+                    )
+                )
+            )
+        return tuple(
+            RemoteFile(
+                path=e.path,
+                size_bytes=e.size,
+                sha256=e.lfs.sha256 if e.lfs is not None else None,
+                git_oid=e.blob_id,
+            )
+            for e in entries
+            if isinstance(e, RepoFile)
+        )
+
+    def commit_sha(self, repo: str, revision: str) -> str:
+        with self._mapped(repo, revision):
+            info = self._retrying(
+                lambda: self._api.model_info(repo, revision=revision, token=self._token_arg)
+            )
+        if not info.sha:
+            raise NetworkError(f"the Hub did not say which commit {revision!r} of {repo} is")
+        return info.sha
+
+    def listing(self, repo: str, only: list[str] | None = None) -> RepoListing:
+        """Branches with their files, fetched concurrently; `only` limits which branches."""
+        if self.settings.offline:
+            return self._cache_read_listing(repo)
+        heads = self.branches(repo)
+        names = [n for n in heads if only is None or n in only]
+        missing = [n for n in only or [] if n not in heads]
+        if missing:
+            raise QpRevisionNotFoundError(f"branch {missing[0]!r} not found in {repo}")
+        workers = max(1, min(self.settings.max_workers, len(names)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            trees = list(pool.map(lambda n: self.files(repo, heads[n]), names))
+        listing = RepoListing(
+            repo=repo,
+            branches=tuple(
+                BranchListing(name=n, commit_sha=heads[n], files=t)
+                for n, t in zip(names, trees, strict=True)
+            ),
+        )
+        if only is None:
+            self._cache_write_listing(listing)
+        return listing
+
+    def config(self, repo: str, revision: str | None = None) -> dict[str, Any] | None:
+        """config.json from a revision; None when absent or unreadable."""
+        if self.settings.offline:
+            return None
+        with self._mapped(repo, revision, "config.json"):
+            try:
+                path = self._retrying(
+                    lambda: hf_hub_download(
+                        repo,
+                        "config.json",
+                        revision=revision,
+                        endpoint=self.settings.endpoint,
+                        token=self._token_arg,
+                        cache_dir=self.settings.cache_dir,
+                    )
+                )
+            except (HfEntryNotFoundError, RepositoryNotFoundError, QpRevisionNotFoundError):
+                return None
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def resolve_url(self, repo: str, revision: str, path: str) -> str:
+        return (
+            f"{self.settings.endpoint.rstrip('/')}/{repo}/resolve/"
+            f"{quote(revision, safe='')}/{quote(path)}"
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+
+    def download_file(self, repo: str, revision: str, path: str, local_dir: Path) -> Path:
+        """A small file through huggingface_hub (also the path for Xet-backed files)."""
+        with self._mapped(repo, revision, path):
+            out = self._retrying(
+                lambda: hf_hub_download(
+                    repo,
+                    path,
+                    revision=revision,
+                    endpoint=self.settings.endpoint,
+                    token=self._token_arg,
+                    local_dir=local_dir,
+                    cache_dir=self.settings.cache_dir,
+                )
+            )
+        return Path(out)
+
+    def search_models(
+        self, base_model: str, search: str | None = None, limit: int = 50
+    ) -> list[str]:
+        """Quantized repos of a base model: the Hub's base_model filter, then a name search."""
+        found: list[str] = []
+        with self._mapped(base_model):
+            for kwargs in (
+                {"filter": f"base_model:quantized:{base_model}"},
+                {"search": search or base_model.split("/")[-1]},
+            ):
+                models = self._retrying(
+                    lambda kw=kwargs: list(  # type: ignore[misc]
+                        self._api.list_models(limit=limit, token=self._token_arg, **kw)
+                    )
+                )
+                found.extend(m.id for m in models if m.id not in found and m.id != base_model)
+        return found[:limit]
+
+    # -- on-disk cache of look-ups, for --offline -------------------------------------------------
+
+    def _cache_path(self, repo: str, leaf: str) -> Path:
+        if repo.count("/") != 1 or ".." in repo:
+            raise UsageError(f"not a repo id: {repo!r}", "write it as OWNER/NAME")
+        return self.settings.cache_dir / "quantpick" / repo / leaf
+
+    def _cache_write_listing(self, listing: RepoListing) -> None:
+        path = self._cache_path(listing.repo, "listing.json")
+        _atomic_write(
+            path,
+            json.dumps(
+                {
+                    "v": LISTING_CACHE_VERSION,
+                    "at": time.time(),
+                    "listing": listing.model_dump(mode="json"),
+                }
+            ),
+        )
+
+    def _cache_read_listing(self, repo: str) -> RepoListing:
+        path = self._cache_path(repo, "listing.json")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("v") != LISTING_CACHE_VERSION:
+                raise ValueError("old cache")
+            listing = RepoListing.model_validate(data["listing"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise NetworkError(
+                f"offline, and no earlier look-up of {repo} is cached",
+                "run the same command once online (without --offline / HF_HUB_OFFLINE)",
+            ) from exc
+        return listing.model_copy(update={"cached_at_unix": float(data["at"])})
+
+    def _cache_write_card(self, repo: str, text: str) -> None:
+        _atomic_write(self._cache_path(repo, "README.md"), text)
+
+    def _cache_read_card(self, repo: str) -> str | None:
+        path = self._cache_path(repo, "README.md")
+        return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
