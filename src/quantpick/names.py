@@ -1,0 +1,243 @@
+"""What a branch, file or repository name says about the quant inside it. Pure: no I/O.
+
+Quantizers encode their parameters in names (`6_5`, `4.0bpw_h8`, `gptq-4bit-32g-actorder_True`,
+`x.Q4_K_M.gguf`, `...-00001-of-00009.gguf`); cards often say nothing else, so this is the fallback
+and the cross-check for everything the card parser reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from quantpick.records import Format, Record, Role, Source, Variant, VariantKind
+
+# llama.cpp tensor types as they appear in file names; bartowski adds _L/_XL (Q8_0 embeddings).
+_GGUF_TYPE = re.compile(
+    r"(?<![A-Za-z0-9])(?P<i1>i1-)?"
+    r"(?P<q>IQ\d_(?:XXS|XS|NL|S|M)|TQ\d_\d|Q\d_K(?:_(?:XL|S|M|L))?|Q\d_\d(?:_\d_\d)?"
+    r"|BF16|FP16|F16|F32|MXFP4)(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+_BPW = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*bpw", re.IGNORECASE)
+_HEAD = re.compile(r"(?:^|[_\-])h(\d{1,2})(?=$|[_\-])", re.IGNORECASE)
+_VISION = re.compile(r"[_\-]v(\d{1,2})(?=$|[_\-])", re.IGNORECASE)
+# bartowski exl2 branches: 6_5 = 6.5 bpw, 4_25 = 4.25 bpw
+_UNDERSCORE_BITS = re.compile(r"^(\d)_(\d{1,2})$")
+_NBIT = re.compile(r"(?<![\d.])(\d{1,2})[-_]?bits?(?![a-z])", re.IGNORECASE)
+_GROUP = re.compile(r"(?<=[-_])(-1|\d{1,4})g(?=$|[-_])", re.IGNORECASE)
+_ACT_ORDER = re.compile(r"act[-_]?order[-_]?(true|false)", re.IGNORECASE)
+_SPLIT_NUMBERED = re.compile(
+    r"(?P<tag>-split)?-(?P<part>\d{5})-of-(?P<total>\d{5})(?=\.gguf$)", re.IGNORECASE
+)
+_SPLIT_LETTER = re.compile(r"(?<=\.gguf)-split-(?P<letter>[a-z])$", re.IGNORECASE)
+_SPLIT_PARTOF = re.compile(r"\.part(?P<part>\d+)of(?P<total>\d+)$", re.IGNORECASE)
+
+_FORMAT_MARKERS: tuple[tuple[re.Pattern[str], Format], ...] = (
+    (re.compile(r"exl3", re.IGNORECASE), Format.EXL3),
+    (re.compile(r"exl2", re.IGNORECASE), Format.EXL2),
+    (re.compile(r"gptq", re.IGNORECASE), Format.GPTQ),
+    (re.compile(r"(?<![a-z])awq", re.IGNORECASE), Format.AWQ),
+    (re.compile(r"gguf", re.IGNORECASE), Format.GGUF),
+    (re.compile(r"ggml", re.IGNORECASE), Format.GGML),
+)
+_MODEL_FILE = re.compile(r"\.(gguf|bin)(-split-[a-z]|\.part\d+of\d+)?$", re.IGNORECASE)
+_NOT_A_VARIANT = re.compile(
+    r"(^|/)(readme|license|notice|measurement|config|generation_config|tokenizer[^/]*"
+    r"|special_tokens_map|added_tokens|vocab|merges|imatrix[^/]*|\.gitattributes)"
+    r"(\.[a-z0-9]+)?$",
+    re.IGNORECASE,
+)
+
+
+class NameInfo(Record):
+    """What a name says. `format_guessed` is true when only a naming convention points at it."""
+
+    name: str
+    format: Format | None = None
+    format_guessed: bool = False
+    bits: float | None = None
+    head_bits: float | None = None
+    vision_bits: int | None = None
+    group_size: int | None = None
+    act_order: bool | None = None
+    # llama.cpp type as written ("Q4_K_M", "q4_K_M", "IQ3_XS"), without mradermacher's "i1-"
+    quant_method: str | None = None
+    imatrix: bool = False
+    companion: bool = False
+    split_part: int | None = None
+    split_total: int | None = None
+    # the name with any split-part suffix removed: the key that groups parts into one variant
+    split_group: str = ""
+
+    @property
+    def says_anything(self) -> bool:
+        return any(
+            v is not None for v in (self.format, self.bits, self.quant_method, self.group_size)
+        )
+
+    @property
+    def display_quant(self) -> str | None:
+        if self.quant_method is None:
+            return None
+        return f"i1-{self.quant_method}" if self.imatrix else self.quant_method
+
+
+def _basename(name: str) -> str:
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _split_info(name: str) -> tuple[str, int | None, int | None]:
+    m = _SPLIT_NUMBERED.search(name)
+    if m:
+        group = name[: m.start()] + name[m.end() :]
+        return group, int(m["part"]), int(m["total"])
+    m = _SPLIT_LETTER.search(name)
+    if m:
+        return name[: m.start()], ord(m["letter"].lower()) - ord("a") + 1, None
+    m = _SPLIT_PARTOF.search(name)
+    if m:
+        return name[: m.start()], int(m["part"]), int(m["total"])
+    return name, None, None
+
+
+def _explicit_format(text: str) -> Format | None:
+    for pattern, fmt in _FORMAT_MARKERS:
+        if pattern.search(text):
+            return fmt
+    return None
+
+
+def describe(name: str) -> NameInfo:
+    """Read a branch, file or `owner/repo` name. Never raises; unknown names say nothing."""
+    base = _basename(name.strip())
+    group, part, total = _split_info(base)
+    fields: dict[str, object] = {
+        "name": name,
+        "split_part": part,
+        "split_total": total,
+        "split_group": group,
+        "companion": "mmproj" in base.lower(),
+    }
+    fmt = _explicit_format(base)
+    if fmt is None and re.search(r"\.bin$", group, re.IGNORECASE) and _GGUF_TYPE.search(group):
+        fmt = Format.GGML
+    guessed: Format | None = None
+
+    bpw = _BPW.search(base)
+    gguf = _GGUF_TYPE.search(group)
+    if bpw:
+        fields["bits"] = float(bpw[1])
+        head = _HEAD.search(base)
+        if head:
+            fields["head_bits"] = float(head[1])
+        vision = _VISION.search(base)
+        if vision:
+            fields["vision_bits"] = int(vision[1])
+        guessed = Format.EXL2
+    elif m := _UNDERSCORE_BITS.match(base):
+        fields["bits"] = float(f"{m[1]}.{m[2]}")
+        guessed = Format.EXL2
+    elif gguf and fmt not in (Format.GPTQ, Format.AWQ, Format.EXL2, Format.EXL3):
+        fields["quant_method"] = gguf["q"]
+        fields["imatrix"] = gguf["i1"] is not None
+        guessed = Format.GGUF
+    else:
+        nbit = _NBIT.search(base)
+        if nbit:
+            fields["bits"] = float(nbit[1])
+        group_size = _GROUP.search(base)
+        if group_size:
+            gs = int(group_size[1])
+            fields["group_size"] = gs if gs > 0 else None
+        act = _ACT_ORDER.search(base)
+        if act:
+            fields["act_order"] = act[1].lower() == "true"
+        if fmt is None and (group_size or act):
+            guessed = Format.GPTQ
+
+    if fmt is not None:
+        fields["format"] = fmt
+    elif guessed is not None:
+        fields["format"] = guessed
+        fields["format_guessed"] = True
+    return NameInfo.model_validate(fields)
+
+
+def is_variant_file(name: str) -> bool:
+    """A file that is (part of) a quant, not metadata next to it."""
+    m = _MODEL_FILE.search(name)
+    if not m or _NOT_A_VARIANT.search(name):
+        return False
+    # a .bin is a GGML quant only when its name says so; pytorch_model.bin is not one
+    return m[1].lower() == "gguf" or bool(re.search(r"ggml", name, re.IGNORECASE)) or bool(
+        _GGUF_TYPE.search(_basename(name))
+    )
+
+
+def _file_variants(names: Iterable[str]) -> list[Variant]:
+    groups: dict[tuple[str, str], list[tuple[NameInfo, str]]] = {}
+    for raw in names:
+        if not is_variant_file(raw):
+            continue
+        info = describe(raw)
+        folder = raw.strip().rstrip("/").rpartition("/")[0]
+        groups.setdefault((folder, info.split_group), []).append((info, raw))
+    variants = []
+    for (folder, group), members in groups.items():
+        members.sort(key=lambda m: m[0].split_part or 0)
+        info = describe(group)
+        fmt = info.format or Format.OTHER
+        is_split = len(members) > 1 or members[0][0].split_part is not None
+        variants.append(
+            Variant(
+                name=group,
+                kind=VariantKind.FILE,
+                format=fmt,
+                quant_method=info.display_quant,
+                files=tuple(raw for _, raw in members) if is_split else (),
+                folder=folder or None,
+                role=Role.COMPANION if info.companion else Role.MODEL,
+                warnings=_join_warning(group, members),
+            )
+        )
+    return variants
+
+
+def _join_warning(group: str, members: list[tuple[NameInfo, str]]) -> tuple[str, ...]:
+    if any(_SPLIT_LETTER.search(raw) or _SPLIT_PARTOF.search(raw) for _, raw in members):
+        return (f"{group} is uploaded in parts that must be concatenated after download",)
+    return ()
+
+
+def _named_variants(names: Iterable[str], kind: VariantKind) -> list[Variant]:
+    listed = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+    variants = []
+    for raw in listed:
+        info = describe(raw)
+        # a bare "main" says nothing; keep it only when it is all there is (the repo itself)
+        if not info.says_anything and len(listed) > 1:
+            continue
+        variants.append(
+            Variant(
+                name=raw,
+                kind=kind,
+                format=info.format or Format.OTHER,
+                bits=info.bits,
+                bits_source=Source.NAME if info.bits is not None else None,
+                head_bits=info.head_bits,
+                group_size=info.group_size,
+                act_order=info.act_order,
+                quant_method=info.display_quant,
+                repo=raw if kind is VariantKind.REPO else None,
+                extra={"vision_bits": info.vision_bits} if info.vision_bits is not None else {},
+            )
+        )
+    return variants
+
+
+def variants_from_names(names: Iterable[str], kind: VariantKind) -> tuple[Variant, ...]:
+    """Variants a repo listing implies when its card has no table: the fallback path."""
+    if kind is VariantKind.FILE:
+        return tuple(_file_variants(names))
+    return tuple(_named_variants(names, kind))

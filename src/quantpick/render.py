@@ -1,0 +1,233 @@
+"""Everything quantpick shows a person. The only module that imports rich.
+
+Results go to stdout, everything else (warnings, progress, errors) to stderr. Colour and progress
+appear only on a terminal; NO_COLOR is honoured by rich itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from quantpick.errors import QuantpickError
+from quantpick.records import GIB, HubStatus, Source, Variant, VariantKind
+from quantpick.results import (
+    Envelope,
+    FetchResult,
+    ListedVariant,
+    ListResult,
+    PickResult,
+    VerifyResult,
+)
+
+_SOURCE_TAG = {
+    Source.CARD: "card",
+    Source.HUB: "hub",
+    Source.NAME: "name",
+    Source.ESTIMATE: "est",
+    Source.CONFIG: "config",
+}
+
+
+class Out:
+    """The two sinks. `quiet` silences stderr chatter (never errors); `json` keeps stdout pure JSON."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
+        self.stdout = Console(highlight=False, soft_wrap=False)
+        self.stderr = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.verbose = verbose
+
+    @property
+    def interactive(self) -> bool:
+        return self.stderr.is_terminal and not self.quiet
+
+    def json(self, result: Envelope) -> None:
+        sys.stdout.write(result.model_dump_json(by_alias=True, indent=2) + "\n")
+        sys.stdout.flush()
+
+    def line(self, text: str) -> None:
+        """A bare result line on stdout (e.g. the picked branch name), no markup, no wrapping."""
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            self.stderr.print(Text(f"warning: {message}", style="yellow"))
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.stderr.print(Text(message, style="dim"))
+
+    def error(self, err: QuantpickError) -> None:
+        self.stderr.print(Text(f"error: {err.message}", style="bold red"))
+        if err.hint:
+            self.stderr.print(Text(f"hint: {err.hint}"))
+
+
+def gib(n: int | None) -> str:
+    return "?" if n is None else f"{n / GIB:.1f} GiB"
+
+
+def gb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e9:.2f} GB"
+
+
+def ctx(tokens: int) -> str:
+    return f"{tokens // 1024}k" if tokens % 1024 == 0 else str(tokens)
+
+
+def _bits(v: Variant) -> str:
+    if v.bits is None:
+        return v.quant_method or "?"
+    src = _SOURCE_TAG.get(v.bits_source or Source.CARD, "card")
+    head = f" h{v.head_bits:g}" if v.head_bits is not None else ""
+    return f"{v.bits:g}{head} ({src})"
+
+
+def _size(v: Variant) -> str:
+    if v.size_bytes is None:
+        return "-"
+    return f"{gb(v.size_bytes)} ({_SOURCE_TAG.get(v.size_source or Source.CARD, 'card')})"
+
+
+def _card_vram(v: Variant) -> str:
+    parts = [f"{ctx(c)} {b / GIB:.1f}" for c, b in sorted(v.vram_bytes.items())]
+    parts += [f"{ctx(c)} ~{b / GIB:.1f}" for c, b in sorted(v.vram_derived_bytes.items())]
+    for mode, figures in v.vram_bytes_by_cache.items():
+        parts += [f"{ctx(c)}/{mode} {b / GIB:.1f}" for c, b in sorted(figures.items())]
+    if v.vram_unspecified_bytes is not None:
+        parts.append(f"{v.vram_unspecified_bytes / GIB:.1f}")
+    return ", ".join(parts) + " GiB" if parts else "-"
+
+
+def _hub(v: Variant) -> Text:
+    styles = {
+        HubStatus.PRESENT: ("yes", "green"),
+        HubStatus.MISSING: ("MISSING", "bold red"),
+        HubStatus.HUB_ONLY: ("hub only", "cyan"),
+        HubStatus.UNCHECKED: ("-", "dim"),
+    }
+    label, style = styles[v.hub_status]
+    if v.kind is VariantKind.REPO:
+        label, style = "other repo", "dim"
+    return Text(label, style=style)
+
+
+def _name(v: ListedVariant) -> Text:
+    t = Text(("▶ " if v.picked else "") + v.name, style="bold" if v.picked else "")
+    if v.recommended_by_card:
+        t.append(" ★", style="yellow")
+    return t
+
+
+def list_table(result: ListResult) -> Table:
+    with_budget = result.budget is not None
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("variant", overflow="fold")
+    table.add_column("format")
+    table.add_column("bits")
+    table.add_column("size")
+    table.add_column("card VRAM")
+    table.add_column("hub")
+    if with_budget:
+        table.add_column("estimate")
+        table.add_column("fits")
+        table.add_column("max ctx")
+    for v in result.variants:
+        row: list[str | Text] = [_name(v), v.format.value, _bits(v), _size(v), _card_vram(v), _hub(v)]
+        if with_budget:
+            row += _estimate_cells(v)
+        table.add_row(*row)
+    return table
+
+
+def _estimate_cells(v: ListedVariant) -> list[str | Text]:
+    e = v.estimate
+    if e is None or e.vram_bytes is None:
+        return ["-", Text("n/a", style="dim"), "-"]
+    fits = Text("yes", style="green") if e.fits else Text("no", style="red")
+    max_ctx = ctx(e.max_context_tokens) if e.max_context_tokens else "-"
+    return [f"{gib(e.vram_bytes)} ({e.provenance})", fits, max_ctx]
+
+
+def render_list(out: Out, result: ListResult) -> None:
+    head = result.repo or "card"
+    if result.revision:
+        head += f"@{result.revision}"
+    out.stdout.print(Text(head, style="bold"))
+    if result.cached_at_unix is not None:
+        age = _age(time.time() - result.cached_at_unix)
+        out.stdout.print(Text(f"offline: from the look-up cached {age} ago", style="yellow"))
+    out.stdout.print(list_table(result))
+    out.stdout.print(_legend(result))
+    for w in result.warnings:
+        out.warn(w)
+    for v in result.variants:
+        for w in v.warnings:
+            out.warn(f"{v.name}: {w}")
+
+
+def _legend(result: ListResult) -> Text:
+    parts = [
+        "sizes: SI GB; VRAM: GiB (what cards mean by 'GB').",
+        "(card) = from the model card, (hub) = real bytes on the Hub, (name) = what the name says.",
+        "★ = recommended by the card.",
+    ]
+    if result.budget is not None:
+        b = result.budget
+        parts.append(
+            f"estimates at {ctx(b.context_tokens)} context, {b.cache_mode.value} cache, "
+            f"budget {gib(b.usable_bytes)} usable ({gib(sum(b.gpu_vram_bytes))} - reserve); "
+            "provenance: card = the card's own figure, card-fit = fitted from its other "
+            "contexts, formula = weights + KV cache + runtime."
+        )
+    if result.shape_origin:
+        parts.append(f"model shape from {result.shape_origin}.")
+    return Text(" ".join(parts), style="dim")
+
+
+def render_pick(out: Out, result: PickResult, *, name_only: bool) -> None:
+    if result.pick is not None and name_only:
+        out.line(result.pick.name)
+    for reason in result.reasons:
+        out.info(reason) if name_only else out.stdout.print(reason)
+
+
+def render_fetch(out: Out, result: FetchResult) -> None:
+    if result.dry_run:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("file", "size", "status"):
+            table.add_column(col)
+        for f in result.files:
+            table.add_row(f.path, gb(f.size_bytes), f.status)
+        out.stdout.print(table)
+        return
+    out.info(
+        f"{result.repo}@{result.revision} ({result.commit_sha[:12]}): "
+        f"{len(result.files)} files, {gb(result.transferred_bytes)} transferred, verified"
+    )
+    out.line(result.local_dir)
+
+
+def render_verify(out: Out, result: VerifyResult) -> None:
+    for f in result.files:
+        if f.status != "ok":
+            out.stderr.print(Text(f"{f.status}: {f.path}", style="red"))
+    out.line(("ok " if result.ok else "FAILED ") + result.local_dir)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def lines(items: Iterable[str]) -> str:
+    return "\n".join(items)

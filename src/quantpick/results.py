@@ -1,0 +1,135 @@
+"""The versioned JSON envelopes quantpick prints with --json. Their JSON Schemas live in docs/schema/.
+
+A change that removes or renames a field bumps the `@N` in `schema`; adding a field does not.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from quantpick.records import (
+    Breakdown,
+    Budget,
+    CacheMode,
+    Candidate,
+    ModelCard,
+    Provenance,
+    Record,
+    Runtime,
+    Variant,
+)
+
+
+class Envelope(Record):
+    # `schema` would shadow a BaseModel attribute, hence the alias
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class EstimateOut(Record):
+    context_tokens: int
+    vram_bytes: int | None
+    provenance: Provenance | None
+    breakdown: Breakdown | None
+    fits: bool
+    margin_bytes: int | None
+    max_context_tokens: int | None
+    runtime: Runtime | None
+    cache_mode: CacheMode
+    warnings: tuple[str, ...] = ()
+
+
+class ListedVariant(Variant):
+    estimate: EstimateOut | None = None
+    picked: bool = False
+
+
+class CardInfo(Record):
+    base_models: tuple[str, ...]
+    vram_context_tokens: int | None
+    vram_cache_mode: CacheMode | None
+    vram_note: str
+    warnings: tuple[str, ...]
+
+
+class ListResult(Envelope):
+    schema_: Literal["quantpick/list@1"] = Field("quantpick/list@1", alias="schema")
+    repo: str | None
+    revision: str | None
+    source: Literal["card-file", "hub", "hub-cache"]
+    cached_at_unix: float | None = None
+    card: CardInfo
+    shape_origin: str | None
+    budget: Budget | None = None
+    pick: str | None = None
+    variants: tuple[ListedVariant, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class PickResult(Envelope):
+    schema_: Literal["quantpick/pick@1"] = Field("quantpick/pick@1", alias="schema")
+    repo: str | None
+    budget: Budget
+    pick: ListedVariant | None
+    runner_up: ListedVariant | None
+    reasons: tuple[str, ...]
+    candidates: tuple[ListedVariant, ...]
+
+
+class FileOut(Record):
+    path: str
+    size_bytes: int
+    sha256: str | None = None
+    status: str
+
+
+class FetchResult(Envelope):
+    schema_: Literal["quantpick/fetch@1"] = Field("quantpick/fetch@1", alias="schema")
+    repo: str
+    variant: str
+    revision: str
+    commit_sha: str
+    local_dir: str
+    dry_run: bool
+    transferred_bytes: int
+    files: tuple[FileOut, ...]
+    reasons: tuple[str, ...] = ()
+
+
+class VerifyResult(Envelope):
+    schema_: Literal["quantpick/verify@1"] = Field("quantpick/verify@1", alias="schema")
+    local_dir: str
+    ok: bool
+    files: tuple[FileOut, ...]
+
+
+def card_info(card: ModelCard) -> CardInfo:
+    return CardInfo(
+        base_models=card.base_models,
+        vram_context_tokens=card.vram_context_tokens,
+        vram_cache_mode=card.vram_cache_mode,
+        vram_note=card.vram_note,
+        warnings=card.warnings,
+    )
+
+
+def listed(
+    v: Variant, cand: Candidate | None = None, budget: Budget | None = None, picked: bool = False
+) -> ListedVariant:
+    est: EstimateOut | None = None
+    if cand is not None and budget is not None:
+        e = cand.estimate
+        est = EstimateOut(
+            context_tokens=budget.context_tokens,
+            vram_bytes=e.vram_bytes if e else None,
+            provenance=e.provenance if e else None,
+            breakdown=e.breakdown if e else None,
+            fits=cand.fits,
+            margin_bytes=cand.margin_bytes,
+            max_context_tokens=cand.max_context_tokens,
+            runtime=e.runtime if e else None,
+            cache_mode=budget.cache_mode,
+            warnings=e.warnings if e else (),
+        )
+    return ListedVariant(**v.model_dump(), estimate=est, picked=picked)
