@@ -10,11 +10,11 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from quantpick.errors import NothingFitsError, UsageError
 from quantpick.inventory import Inventory, from_card_file, require_variants
-from quantpick.records import Budget, CacheMode, HubStatus, Runtime, Variant
+from quantpick.records import Budget, HubStatus, Variant
 from quantpick.results import ListResult, PickResult, card_info, listed
 
 if TYPE_CHECKING:
@@ -82,34 +82,21 @@ class BudgetArgs:
         from quantpick import units
 
         if not self.vram:
-            raise UsageError("--vram is required here", "e.g. --vram 24 (GiB), --vram 24,24 or auto")
-        if self.vram.strip().lower() == "auto":
+            raise UsageError(
+                "--vram is required here", f"accepted forms: {units.VRAM_FORMS}"
+            )
+        parsed = units.parse_vram(self.vram)
+        source: Literal["user", "nvidia-smi"] = "user"
+        if parsed == "auto":
             from quantpick.gpu import detect_vram
 
-            gpus, source = detect_vram(), "nvidia-smi"
-        else:
-            gpus, source = units.parse_vram(self.vram), "user"
-        try:
-            cache = CacheMode(self.cache.lower())
-        except ValueError:
-            raise UsageError(
-                f"unknown cache mode {self.cache!r}", "use one of fp16, fp8, q8, q6, q4"
-            ) from None
-        runtime = None
-        if self.runtime:
-            try:
-                runtime = Runtime(self.runtime.lower())
-            except ValueError:
-                raise UsageError(
-                    f"unknown runtime {self.runtime!r}",
-                    "use one of exllamav2, transformers, llama.cpp, vllm",
-                ) from None
+            parsed, source = detect_vram(), "nvidia-smi"
         return Budget(
-            gpu_vram_bytes=tuple(gpus),
-            reserve_bytes=units.parse_reserve(self.reserve),
+            gpu_vram_bytes=parsed,
+            reserve_bytes=units.parse_amount_bytes(self.reserve, what="reserve"),
             context_tokens=units.parse_context(self.ctx or DEFAULT_CONTEXT),
-            cache_mode=cache,
-            runtime=runtime,
+            cache_mode=units.parse_cache_mode(self.cache),
+            runtime=units.parse_runtime(self.runtime) if self.runtime else None,
             source=source,
         )
 
