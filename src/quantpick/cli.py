@@ -1,4 +1,4 @@
-"""The command line. The only module that imports typer: each command parses, calls, renders, exits."""
+"""The command line; the only module that imports typer. Commands parse, call, render, exit."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ CardOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", help="The model's config.json, for the shape (layers, KV heads, ...)."),
+    typer.Option(
+        "--config", help="The model's config.json, for the shape (layers, KV heads, ...)."
+    ),
 ]
 VramOpt = Annotated[
     str | None,
@@ -127,7 +129,7 @@ ReserveOpt = Annotated[
 
 
 def handled(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn our own errors into `error:`/`hint:` lines and their exit code; a bug still tracebacks."""
+    """Our own errors become `error:`/`hint:` lines and their exit code; a bug still tracebacks."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -237,9 +239,7 @@ def fetch_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan (files, sizes) and exit.")
     ] = False,
-    backend: Annotated[
-        str, typer.Option("--backend", help="auto, hf_transfer or hub.")
-    ] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help="auto, hf_transfer or hub.")] = "auto",
     max_workers: Annotated[
         int, typer.Option("--max-workers", min=1, max=64, help="Parallel transfers.")
     ] = 8,

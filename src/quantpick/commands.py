@@ -82,9 +82,7 @@ class BudgetArgs:
         from quantpick import units
 
         if not self.vram:
-            raise UsageError(
-                "--vram is required here", f"accepted forms: {units.VRAM_FORMS}"
-            )
+            raise UsageError("--vram is required here", f"accepted forms: {units.VRAM_FORMS}")
         parsed = units.parse_vram(self.vram)
         source: Literal["user", "nvidia-smi"] = "user"
         if parsed == "auto":
@@ -128,7 +126,7 @@ def load(
 def _recommend(inv: Inventory, budget: Budget) -> Recommendation:
     from quantpick.recommend import recommend
 
-    return recommend(inv.variants, inv.shape, budget)
+    return recommend(inv.variants, inv.shape, budget, card_cache_mode=inv.card.vram_cache_mode)
 
 
 def list_variants(
@@ -162,7 +160,9 @@ def list_variants(
     return ListResult(
         repo=inv.repo,
         revision=revision,
-        source="card-file" if card else ("hub-cache" if listing and listing.cached_at_unix else "hub"),
+        source="card-file"
+        if card
+        else ("hub-cache" if listing and listing.cached_at_unix else "hub"),
         cached_at_unix=listing.cached_at_unix if listing else None,
         card=card_info(inv.card),
         shape_origin=inv.shape_origin,
@@ -201,21 +201,25 @@ def pick_result(inv: Inventory, rec: Recommendation) -> PickResult:
 
 
 def exit_if_nothing_fits(result: PickResult, out: Out) -> None:
+    from quantpick.units import format_gib
+
     if result.pick is not None:
         return
-    fitting = [c for c in result.candidates if c.estimate and c.estimate.vram_bytes]
-    if not fitting:
+    sized = [
+        (c.estimate.vram_bytes, c.name)
+        for c in result.candidates
+        if c.estimate is not None and c.estimate.vram_bytes is not None
+    ]
+    if not sized:
         raise NothingFitsError(
             "no variant has a VRAM figure or an estimate",
             "pass --config with the model's config.json so quantpick can estimate",
         )
-    smallest = min(fitting, key=lambda c: c.estimate.vram_bytes or 0 if c.estimate else 0)
-    assert smallest.estimate is not None and smallest.estimate.vram_bytes is not None
-    short = smallest.estimate.vram_bytes - result.budget.usable_bytes
+    need, name = min(sized)
+    usable = result.budget.usable_bytes
     raise NothingFitsError(
-        f"nothing fits: the smallest, {smallest.name}, needs {smallest.estimate.vram_bytes / 2**30:.1f}"
-        f" GiB, {short / 2**30:.1f} GiB more than the {result.budget.usable_bytes / 2**30:.1f} GiB "
-        "usable",
+        f"nothing fits: the smallest, {name}, needs {format_gib(need)}, "
+        f"{format_gib(need - usable)} more than the {format_gib(usable)} usable",
         "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram",
     )
 

@@ -51,7 +51,9 @@ class NotFoundError(QuantpickError):
 
 
 class RepoNotFoundError(NotFoundError):
-    default_hint = "check the spelling of OWNER/NAME; a private repo also needs a token (--token or HF_TOKEN)"
+    default_hint = (
+        "check the spelling of OWNER/NAME; a private repo also needs a token (--token or HF_TOKEN)"
+    )
 
 
 class RevisionNotFoundError(NotFoundError):
@@ -64,7 +66,9 @@ class EntryNotFoundError(NotFoundError):
 
 class AuthError(QuantpickError):
     exit_code = ExitCode.AUTH
-    default_hint = "pass --token, set HF_TOKEN, or run `hf auth login`; gated repos also need access granted"
+    default_hint = (
+        "pass --token, set HF_TOKEN, or run `hf auth login`; gated repos also need access granted"
+    )
 
 
 class NetworkError(QuantpickError):
@@ -84,7 +88,9 @@ class DiskSpaceError(QuantpickError):
 
 class LockedError(QuantpickError):
     exit_code = ExitCode.LOCKED
-    default_hint = "another quantpick is writing to this directory; wait for it or pick another --local-dir"
+    default_hint = (
+        "another quantpick is writing to this directory; wait for it or pick another --local-dir"
+    )
 
 
 class NoGpuError(QuantpickError):

@@ -48,7 +48,9 @@ def read_text(path: Path, what: str) -> str:
     except IsADirectoryError:
         raise UsageError(f"{what} {path} is a directory", "give the path of a file") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}", "check its permissions") from None
+        raise UsageError(
+            f"cannot read {what} {path}: {exc.strerror}", "check its permissions"
+        ) from None
 
 
 def load_config_file(path: Path) -> ModelShape:
@@ -89,6 +91,8 @@ def from_hub(
     warnings: list[str] = []
     if text is None:
         warnings.append(f"{repo} has no model card: variants come from branch and file names")
+    shape: ModelShape | None
+    origin: str | None
     if config is not None:
         shape, origin = load_config_file(config), f"--config {config}"
     else:

@@ -170,8 +170,10 @@ def is_variant_file(name: str) -> bool:
     if not m or _NOT_A_VARIANT.search(name):
         return False
     # a .bin is a GGML quant only when its name says so; pytorch_model.bin is not one
-    return m[1].lower() == "gguf" or bool(re.search(r"ggml", name, re.IGNORECASE)) or bool(
-        _GGUF_TYPE.search(_basename(name))
+    return (
+        m[1].lower() == "gguf"
+        or bool(re.search(r"ggml", name, re.IGNORECASE))
+        or bool(_GGUF_TYPE.search(_basename(name)))
     )
 
 
@@ -195,7 +197,8 @@ def _file_variants(names: Iterable[str]) -> list[Variant]:
                 kind=VariantKind.FILE,
                 format=fmt,
                 quant_method=info.display_quant,
-                files=tuple(raw for _, raw in members) if is_split else (),
+                # a file inside a folder is listed too: its name alone is not its path
+                files=tuple(raw for _, raw in members) if is_split or folder else (),
                 folder=folder or None,
                 role=Role.COMPANION if info.companion else Role.MODEL,
                 warnings=_join_warning(group, members),

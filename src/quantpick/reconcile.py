@@ -1,8 +1,9 @@
 """Cross-check a card's variants against what the Hub really holds. Pure.
 
-The Hub is the truth for what exists and how big it is; the card is the only source for VRAM figures
-and the author's intent. Card rows with no branch/file on the Hub stay listed (flagged) but are never
-offered for download; Hub branches/files the card does not mention are shown with what their names say.
+The Hub is the truth for what exists and how big it is; the card is the only source for VRAM
+figures and the author's intent. Card rows with no branch/file on the Hub stay listed (flagged)
+but are never offered for download; Hub branches/files the card does not mention are shown with
+what their names say.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def is_weight_file(path: str) -> bool:
 
 
 def branch_is_variant(branch: BranchListing) -> bool:
-    """A branch with no weights (only measurement.json, README, ...) is not a downloadable variant."""
+    """A branch with no weights (only measurement.json, README, ...) is no variant."""
     return any(is_weight_file(f.path) for f in branch.files)
 
 
@@ -84,7 +85,7 @@ def _check_branch(v: Variant, branch: BranchListing | None) -> Variant:
 
 
 def _files_of(v: Variant, tree: Iterable[RemoteFile]) -> list[RemoteFile]:
-    """The Hub files behind a file variant: its named parts, its folder, or its name (+ split parts)."""
+    """The Hub files behind a file variant: its parts, its folder, or its name (+ split parts)."""
     tree = list(tree)
     if v.files:
         wanted = set(v.files)
@@ -132,9 +133,7 @@ def _size_warning(v: Variant, hub_bytes: int) -> tuple[str, ...]:
     return (f"the card says {card_gb:.2f} GB, the Hub holds {hub_gb:.2f} GB (Hub figure used)",)
 
 
-def _hub_only_branches(
-    listing: RepoListing, claimed: set[str], card: ModelCard
-) -> list[Variant]:
+def _hub_only_branches(listing: RepoListing, claimed: set[str], card: ModelCard) -> list[Variant]:
     names = [
         b.name
         for b in listing.branches

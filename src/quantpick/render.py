@@ -6,6 +6,7 @@ appear only on a terminal; NO_COLOR is honoured by rich itself.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -35,11 +36,12 @@ _SOURCE_TAG = {
 
 
 class Out:
-    """The two sinks. `quiet` silences stderr chatter (never errors); `json` keeps stdout pure JSON."""
+    """The two sinks. `quiet` silences stderr chatter, never errors."""
 
     def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
-        self.stdout = Console(highlight=False, soft_wrap=False)
-        self.stderr = Console(stderr=True, highlight=False)
+        self.stdout = Console(highlight=False, width=_width())
+        # diagnostics are single lines a script may grep: never wrap them
+        self.stderr = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.verbose = verbose
 
@@ -70,6 +72,13 @@ class Out:
             self.stderr.print(Text(f"hint: {err.hint}"))
 
 
+def _width() -> int | None:
+    """Piped output gets room for the whole table; a terminal (or $COLUMNS) keeps its own width."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 160
+
+
 def gib(n: int | None) -> str:
     return "?" if n is None else f"{n / GIB:.1f} GiB"
 
@@ -79,7 +88,8 @@ def gb(n: int | None) -> str:
 
 
 def ctx(tokens: int) -> str:
-    return f"{tokens // 1024}k" if tokens % 1024 == 0 else str(tokens)
+    """16384 -> 16k; a maximum context such as 45875 reads as 44k (rounded down, it must fit)."""
+    return f"{tokens // 1024}k" if tokens >= 1024 else str(tokens)
 
 
 def _bits(v: Variant) -> str:
@@ -96,14 +106,40 @@ def _size(v: Variant) -> str:
     return f"{gb(v.size_bytes)} ({_SOURCE_TAG.get(v.size_source or Source.CARD, 'card')})"
 
 
-def _card_vram(v: Variant) -> str:
-    parts = [f"{ctx(c)} {b / GIB:.1f}" for c, b in sorted(v.vram_bytes.items())]
-    parts += [f"{ctx(c)} ~{b / GIB:.1f}" for c, b in sorted(v.vram_derived_bytes.items())]
-    for mode, figures in v.vram_bytes_by_cache.items():
-        parts += [f"{ctx(c)}/{mode} {b / GIB:.1f}" for c, b in sorted(figures.items())]
-    if v.vram_unspecified_bytes is not None:
-        parts.append(f"{v.vram_unspecified_bytes / GIB:.1f}")
-    return ", ".join(parts) + " GiB" if parts else "-"
+def _card_columns(variants: Iterable[Variant]) -> list[tuple[str, int | None]]:
+    """One column per (cache mode, context) the card gives a VRAM figure for."""
+    keys: set[tuple[str, int | None]] = set()
+    for v in variants:
+        keys.update(("", c) for c in v.vram_bytes)
+        keys.update(("~", c) for c in v.vram_derived_bytes)
+        for mode, figures in v.vram_bytes_by_cache.items():
+            keys.update((mode.value, c) for c in figures)
+        if v.vram_unspecified_bytes is not None:
+            keys.add(("", None))
+    return sorted(keys, key=lambda k: (k[1] or 0, k[0]))
+
+
+def _card_header(key: tuple[str, int | None]) -> str:
+    mode, context = key
+    where = "?" if context is None else ctx(context)
+    if mode == "~":
+        return f"VRAM@{where}*"
+    return f"VRAM@{where}" + (f" {mode}" if mode else "")
+
+
+def _card_cell(v: Variant, key: tuple[str, int | None]) -> str:
+    mode, context = key
+    if context is None:
+        value = v.vram_unspecified_bytes
+    elif mode == "":
+        value = v.vram_bytes.get(context)
+    elif mode == "~":
+        value = v.vram_derived_bytes.get(context)
+    else:
+        value = next(
+            (f.get(context) for m, f in v.vram_bytes_by_cache.items() if m.value == mode), None
+        )
+    return "-" if value is None else f"{value / GIB:.1f}"
 
 
 def _hub(v: Variant) -> Text:
@@ -133,14 +169,18 @@ def list_table(result: ListResult) -> Table:
     table.add_column("format")
     table.add_column("bits")
     table.add_column("size")
-    table.add_column("card VRAM")
+    card_cols = _card_columns(result.variants)
+    for key in card_cols:
+        table.add_column(_card_header(key), justify="right")
     table.add_column("hub")
     if with_budget:
         table.add_column("estimate")
         table.add_column("fits")
         table.add_column("max ctx")
     for v in result.variants:
-        row: list[str | Text] = [_name(v), v.format.value, _bits(v), _size(v), _card_vram(v), _hub(v)]
+        row: list[str | Text] = [_name(v), v.format.value, _bits(v), _size(v)]
+        row += [_card_cell(v, key) for key in card_cols]
+        row.append(_hub(v))
         if with_budget:
             row += _estimate_cells(v)
         table.add_row(*row)
@@ -175,7 +215,8 @@ def render_list(out: Out, result: ListResult) -> None:
 
 def _legend(result: ListResult) -> Text:
     parts = [
-        "sizes: SI GB; VRAM: GiB (what cards mean by 'GB').",
+        "sizes: SI GB; VRAM@ctx columns: the card's own figures in GiB (what cards mean by 'GB'),"
+        " * = derived from a rule in the card's prose.",
         "(card) = from the model card, (hub) = real bytes on the Hub, (name) = what the name says.",
         "★ = recommended by the card.",
     ]

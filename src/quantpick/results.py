@@ -1,4 +1,4 @@
-"""The versioned JSON envelopes quantpick prints with --json. Their JSON Schemas live in docs/schema/.
+"""The versioned JSON envelopes quantpick prints with --json; JSON Schemas live in docs/schema/.
 
 A change that removes or renames a field bumps the `@N` in `schema`; adding a field does not.
 """

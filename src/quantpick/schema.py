@@ -1,4 +1,4 @@
-"""JSON Schemas of the --json envelopes, generated from the pydantic records (committed in docs/schema).
+"""JSON Schemas of the --json envelopes, generated from the pydantic records (see docs/schema).
 
 `python -m quantpick.schema docs/schema` rewrites them; a test fails when they drift from the code.
 """

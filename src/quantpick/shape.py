@@ -98,11 +98,14 @@ def _layer_types(config: Mapping[str, object], family: str, layers: int) -> tupl
     window = _int(config, ("sliding_window",))
     declared = config.get("layer_types")
     if isinstance(declared, list | tuple) and len(declared) == layers:
-        return tuple(SLIDING_ATTENTION if "sliding" in str(kind) else FULL_ATTENTION for kind in declared)
+        return tuple(
+            SLIDING_ATTENTION if "sliding" in str(kind) else FULL_ATTENTION for kind in declared
+        )
     if window is None:
         return ()
     if family.startswith("qwen"):
-        # Qwen2/3 ship a sliding_window but only use it with use_sliding_window, from max_window_layers on
+        # Qwen2/3 ship a sliding_window but only use it with use_sliding_window, from
+        # max_window_layers on
         if not config.get("use_sliding_window", False):
             return ()
         first = _int(config, ("max_window_layers",)) or 0

@@ -14,7 +14,8 @@ from quantpick.errors import UsageError
 from quantpick.records import GIB, CacheMode, Runtime
 
 MIB: Final = 1 << 20
-# "k" in a context length is 1024 tokens: "16k" is the 16384-token window every runtime and card means
+# "k" in a context length is 1024 tokens: "16k" is the 16384-token window every runtime and card
+# means
 CONTEXT_K_TOKENS: Final = 1024
 CONTEXT_M_TOKENS: Final = 1024 * 1024
 
@@ -69,7 +70,9 @@ def parse_vram(text: str) -> tuple[int, ...] | Literal["auto"]:
     parts = text.split(",")
     sizes = tuple(parse_amount_bytes(part, what="VRAM", forms=VRAM_FORMS) for part in parts)
     if any(size <= 0 for size in sizes):
-        raise UsageError(f"invalid VRAM {text!r}: each GPU needs more than 0; accepted forms: {VRAM_FORMS}")
+        raise UsageError(
+            f"invalid VRAM {text!r}: each GPU needs more than 0; accepted forms: {VRAM_FORMS}"
+        )
     return sizes
 
 

@@ -16,7 +16,7 @@ _CACHE_MIN_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class BlobIds:
-    # For an LFS file the Hub's `oid`/`blobId` is the git id of the pointer file, not of the content.
+    # For an LFS file the Hub's `oid`/`blobId` is the git id of the pointer file, not the content's
     git_oid: str
     sha256: str | None = None
     pointer_size: int | None = None
@@ -37,7 +37,7 @@ _guard = threading.Lock()
 
 
 def blob_ids(path: Path, st: os.stat_result, *, lfs: bool) -> BlobIds:
-    """Hash a file once per version; concurrent callers (hf_transfer's parallel chunks) wait for one hash."""
+    """Hash once per file version; concurrent callers (hf_transfer chunks) wait for that hash."""
     if st.st_size < _CACHE_MIN_BYTES:
         return _compute(path, st.st_size, lfs=lfs)
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, lfs)

@@ -20,10 +20,8 @@ def card_data(snapshot: Snapshot) -> dict[str, Any] | None:
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
         return None
-    for end, line in enumerate(lines[1:], start=1):
-        if line.strip() == "---":
-            break
-    else:
+    end = next((i for i, line in enumerate(lines) if i and line.strip() == "---"), None)
+    if end is None:
         return None
     try:
         data = yaml.safe_load("\n".join(lines[1:end]))
@@ -43,8 +41,8 @@ def tags(snapshot: Snapshot, data: dict[str, Any] | None) -> list[str]:
     out += [fmt for fmt in ("gguf", "safetensors") if fmt in suffixes]
     for lic in _as_list(data.get("license")):
         out.append(f"license:{lic}")
-    # The Hub infers the relation when the card does not state it; for quantizers' repos, the subject
-    # here, it infers "quantized".
+    # The Hub infers the relation when the card does not state it; for quantizers' repos, the
+    # subject here, it infers "quantized".
     relation = str(data.get("base_model_relation") or "quantized")
     for base in _as_list(data.get("base_model")):
         out += [f"base_model:{base}", f"base_model:{relation}:{base}"]

@@ -1,9 +1,9 @@
-"""Injected failures, matched by path glob and switched at runtime from tests or the control endpoint.
+"""Injected failures, matched by path glob, switched at runtime by tests or the control endpoint.
 
-A fault fires on a request whose path (unquoted, no query) matches its glob, and method/origin if given.
-`times` counts firings. `status` and `stall_s` fire when the request arrives; the body effects fire only
-when a file body is about to be sent, so HEADs and JSON answers do not use them up — except
-`length_delta`, which also fires on the HEAD of a file because it is a header lie.
+A fault fires on a request whose path (unquoted, no query) matches its glob, and method/origin if
+given. `times` counts firings. `status` and `stall_s` fire when the request arrives; the body
+effects fire only when a file body is about to be sent, so HEADs and JSON answers do not use them
+up — except `length_delta`, which also fires on the HEAD of a file because it is a header lie.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class FaultTable:
             self._slots.clear()
 
     def fired(self, glob: str | None = None) -> int:
-        """How many times faults (with this glob) have fired: a test's proof that its fault was hit."""
+        """How often faults (with this glob) fired: a test's proof that its fault was hit."""
         with self._lock:
             return sum(s.fired for s in self._slots if glob is None or s.glob == glob)
 
@@ -121,9 +121,7 @@ class FaultTable:
         with self._lock:
             return [{"glob": s.glob, "fired": s.fired, **s.fault.as_dict()} for s in self._slots]
 
-    def claim(
-        self, phase: Phase, *, method: str, path: str, origin: Origin, file_body: bool = False
-    ) -> Fault | None:
+    def claim(self, phase: Phase, *, method: str, path: str, origin: Origin) -> Fault | None:
         with self._lock:
             for slot in self._slots:
                 f = slot.fault

@@ -1,7 +1,7 @@
 """Repositories on disk: ROOT/owner/name/BRANCH_DIR/files, with optional .repo.json and .refs.json.
 
-Nothing is cached but file hashes (see blobs.py), so a test may change the tree between two requests and
-the next answer (and the branch's commit sha) reflects it.
+Nothing is cached but file hashes (see blobs.py), so a test may change the tree between two
+requests and the next answer (and the branch's commit sha) reflects it.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ class RepoSettings:
         if gated is True:
             gated = "auto"
         if gated not in (False, "auto", "manual"):
-            raise StoreError(f"{repo_dir / SETTINGS_FILE}: gated must be false, true, auto or manual")
+            raise StoreError(
+                f"{repo_dir / SETTINGS_FILE}: gated must be false, true, auto or manual"
+            )
         return cls(
             private=bool(raw.get("private", False)),
             gated=gated,
@@ -124,7 +126,9 @@ class Repo:
     def refs(self) -> list[Ref]:
         mapping = _read_json(self.directory / REFS_FILE) or {}
         if set(mapping) - {"branches", "tags"}:
-            raise StoreError(f"{self.directory / REFS_FILE}: only 'branches' and 'tags' are allowed")
+            raise StoreError(
+                f"{self.directory / REFS_FILE}: only 'branches' and 'tags' are allowed"
+            )
         named_branches: dict[str, str] = mapping.get("branches", {})
         tags: dict[str, str] = mapping.get("tags", {})
         renamed = set(named_branches.values())

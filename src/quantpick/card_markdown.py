@@ -1,0 +1,242 @@
+"""A model card as markdown-it tokens: tables, prose blocks and links, plus its YAML front-matter.
+
+Block structure comes from markdown-it-py (GFM tables included); inline markup is parsed lazily,
+only for the cells and paragraphs a caller asks about, because inline parsing is two thirds of the
+cost of a full parse and most of a long card (benchmarks, chat logs) is never looked at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    href: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inline:
+    """Inline markdown reduced to what the parser needs: plain text (markup gone) and links."""
+
+    text: str
+    links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A heading, paragraph or list-item paragraph outside tables, as raw inline markdown."""
+
+    raw: str
+    line: int
+    heading: bool
+
+
+@dataclass(slots=True)
+class Document:
+    tables: list[Table] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    front_matter: str = ""
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    # inline markup is parsed on demand through parse_inline
+    md.disable("inline")
+    return md
+
+
+def _normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.MULTILINE)
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """(front-matter, body). Without the split, YAML lines would read as a setext heading."""
+    if not text.startswith("---"):
+        return "", text
+    first_nl = text.find("\n")
+    if first_nl < 0 or text[:first_nl].strip() != "---":
+        return "", text
+    end = _FRONT_MATTER_END.search(text, first_nl + 1)
+    if end is None:
+        return "", text
+    return text[first_nl + 1 : end.start()], text[end.end() :]
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return value.strip()
+
+
+def front_matter_list(front_matter: str, key: str) -> tuple[str, ...]:
+    """A top-level key's value as strings: `key: a`, `key: [a, b]` or a `- a` block list.
+
+    A tolerant reader for the one or two keys we need, so the package needs no YAML dependency.
+    """
+    lines = front_matter.split("\n")
+    prefix = f"{key}:"
+    for i, line in enumerate(lines):
+        if not line.startswith(prefix):
+            continue
+        value = line[len(prefix) :].split(" #", 1)[0].strip()
+        if value.startswith("[") and value.endswith("]"):
+            items = [_unquote(v) for v in value[1:-1].split(",")]
+            return tuple(v for v in items if v)
+        if value:
+            single = _unquote(value)
+            return (single,) if single else ()
+        found = []
+        for follow in lines[i + 1 :]:
+            stripped = follow.strip()
+            if not stripped:
+                continue
+            if not stripped.startswith("- ") or not follow.startswith((" ", "-")):
+                break
+            item = _unquote(stripped[2:])
+            if item:
+                found.append(item)
+        return tuple(found)
+    return ()
+
+
+def _line(token: Token, offset: int) -> int:
+    return (token.map[0] + 1 if token.map else 0) + offset
+
+
+# a GFM delimiter row: | --- | :---: | ---: |
+_DELIMITER_ROW = re.compile(
+    r"^[ \t]{0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$", re.M
+)
+
+
+def _separate_tables(body: str) -> str:
+    """Put a blank line above a table that directly follows a list item or paragraph.
+
+    Cards do this all the time and HF renders a table; CommonMark would read the header line as a
+    lazy continuation of the list item above and lose the table. markdown-it still parses the table.
+    """
+    cuts = []
+    for m in _DELIMITER_ROW.finditer(body):
+        header_end = m.start() - 1
+        if header_end <= 0:
+            continue
+        header_start = body.rfind("\n", 0, header_end) + 1
+        header = body[header_start:header_end]
+        if "|" not in header or header.lstrip().startswith(">") or header_start == 0:
+            continue
+        above_start = body.rfind("\n", 0, header_start - 1) + 1
+        above = body[above_start : header_start - 1]
+        if above.strip() and "|" not in above:
+            cuts.append(header_start)
+    if not cuts:
+        return body
+    pieces = []
+    last = 0
+    for cut in cuts:
+        pieces.append(body[last:cut])
+        pieces.append("\n")
+        last = cut
+    pieces.append(body[last:])
+    return "".join(pieces)
+
+
+def _table(tokens: list[Token], start: int, offset: int, lines: list[str], doc: Document) -> int:
+    header: list[str] = []
+    rows: list[tuple[str, ...]] = []
+    row: list[str] = []
+    in_head = False
+    stray = False
+    i = start
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type == "table_close":
+            break
+        if tok.type == "thead_open":
+            in_head = True
+        elif tok.type == "thead_close":
+            in_head = False
+        elif tok.type == "tr_open":
+            row = []
+            # GFM keeps a pipe-less line after a table as a one-cell row; its author wrote prose
+            source = lines[tok.map[0]] if tok.map and tok.map[0] < len(lines) else "|"
+            stray = not in_head and "|" not in source
+        elif tok.type == "inline":
+            row.append(tok.content)
+        elif tok.type == "tr_close":
+            if in_head:
+                header = row
+            elif stray:
+                doc.blocks.append(Block(" ".join(row).strip(), _line(tok, offset), False))
+            else:
+                rows.append(tuple(row))
+        i += 1
+    doc.tables.append(Table(tuple(header), tuple(rows), _line(tokens[start], offset)))
+    return i
+
+
+def parse_document(text: str) -> Document:
+    text = _normalise(text)
+    front, body = split_front_matter(text)
+    offset = text[: len(text) - len(body)].count("\n")
+    body = _separate_tables(body)
+    tokens = _markdown().parse(body)
+    doc = Document(front_matter=front)
+    lines: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type == "table_open":
+            lines = lines or body.split("\n")
+            i = _table(tokens, i, offset, lines, doc)
+        elif tok.type == "inline" and tok.content:
+            heading = i > 0 and tokens[i - 1].type == "heading_open"
+            doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
+        i += 1
+    return doc
+
+
+def _flatten(children: list[Token]) -> Inline:
+    parts: list[str] = []
+    links: list[Link] = []
+    link_href: str | None = None
+    link_start = 0
+    for child in children:
+        kind = child.type
+        if kind in ("text", "code_inline", "text_special"):
+            parts.append(child.content)
+        elif kind in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif kind == "link_open":
+            href = child.attrs.get("href")
+            link_href = href if isinstance(href, str) else ""
+            link_start = len(parts)
+        elif kind == "link_close" and link_href is not None:
+            links.append(Link(link_href, "".join(parts[link_start:]).strip()))
+            link_href = None
+    return Inline(" ".join("".join(parts).split()), tuple(links))
+
+
+@lru_cache(maxsize=8192)
+def parse_inline(raw: str) -> Inline:
+    """Plain text and links of one cell or paragraph (cached: tables repeat cells a lot)."""
+    md = _markdown()
+    return _flatten(md.inline.parse(raw, md, {}, []))

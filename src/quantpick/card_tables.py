@@ -1,0 +1,468 @@
+"""Variant tables: what each column means, and one Variant per row.
+
+A table is a variant table when it has a column naming the variant (Branch, Name, Filename, Link,
+Quant) and a column describing one (Bits, Size, VRAM, ...); benchmark and hyper-parameter tables
+have neither and are skipped whole.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from quantpick import card_values as cv
+from quantpick.card_links import HubTarget, TargetKind, foreign_repo, hub_target, repo_format
+from quantpick.card_markdown import Inline, Table, parse_inline
+from quantpick.names import NameInfo, describe
+from quantpick.records import CacheMode, Format, Role, Source, Variant, VariantKind
+
+
+class Col(StrEnum):
+    BRANCH = "branch"
+    NAME = "name"
+    LINK = "link"
+    QUANT_ID = "quant_id"
+    QUANT = "quant"
+    BITS = "bits"
+    HEAD_BITS = "head_bits"
+    GROUP = "group"
+    ACT_ORDER = "act_order"
+    DAMP = "damp"
+    DATASET = "dataset"
+    SEQ_LEN = "seq_len"
+    SIZE = "size"
+    VRAM = "vram"
+    RAM = "ram"
+    CACHE = "cache"
+    FILES = "files"
+    SPLIT = "split"
+    EXLLAMA = "exllama"
+    MADE_WITH = "made_with"
+    DESC = "desc"
+    OTHER = "other"
+
+
+_IDENT_PRIORITY = (Col.BRANCH, Col.NAME, Col.LINK, Col.QUANT_ID)
+_DESCRIBING = {
+    Col.QUANT,
+    Col.BITS,
+    Col.HEAD_BITS,
+    Col.GROUP,
+    Col.SIZE,
+    Col.VRAM,
+    Col.RAM,
+    Col.CACHE,
+    Col.FILES,
+}
+_RULES: tuple[tuple[re.Pattern[str], Col], ...] = tuple(
+    (re.compile(pattern), col)
+    for pattern, col in (
+        (r"\bppl\b|perplexity|\bkld\b|\bscore\b|accuracy|\bmmlu\b|wikitext", Col.OTHER),
+        (r"lm[_ ]?head|head bits", Col.HEAD_BITS),
+        (r"vram|memory|\bgpu\b", Col.VRAM),
+        (r"\bram\b", Col.RAM),
+        (r"^branch|^revision", Col.BRANCH),
+        (r"split files|^files$|^parts$|download links", Col.FILES),
+        (r"^split", Col.SPLIT),
+        (r"quant(?:ization)? ?(?:method|type)|^type$|^method$", Col.QUANT),
+        (r"file ?name|^file$|^name$|^model file", Col.NAME),
+        (r"^link|^download", Col.LINK),
+        (r"^quant|^variant", Col.QUANT_ID),
+        (r"^bits?\b|\bbpw\b|bits per weight", Col.BITS),
+        (r"^gs$|group ?size", Col.GROUP),
+        (r"act ?order|desc_act", Col.ACT_ORDER),
+        (r"damp", Col.DAMP),
+        (r"dataset", Col.DATASET),
+        (r"seq(?:uence)? ?len", Col.SEQ_LEN),
+        (r"size", Col.SIZE),
+        (r"exllama", Col.EXLLAMA),
+        (r"made with|^tool", Col.MADE_WITH),
+        (r"desc|use ?case|^notes?$|comment|summary|remarks", Col.DESC),
+    )
+)
+_NAME_TOKEN = re.compile(r"[\w][\w.\-+/]*")
+_GENERIC_LINK_TEXT = {"gguf", "link", "download", "here", "hf", "file", "files", "model", "url"}
+_MODEL_EXT = re.compile(r"\.(gguf|bin|safetensors)$", re.IGNORECASE)
+
+Extra = dict[str, str | int | float | bool | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    role: Col
+    key: str
+    context: int | None = None
+    cache: CacheMode | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CardContext:
+    """What the rest of the card says that changes how a table reads."""
+
+    repo: str | None
+    text_format: Format | None
+    # the context prose assigns to VRAM figures whose column names none
+    vram_context: int | None
+    # prose declares the 'Size' column of an exl2 table to be VRAM at vram_context
+    size_is_vram: bool
+
+
+def _snake(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "column"
+
+
+def classify(header: str) -> Column:
+    text = " ".join(header.lower().split())
+    key = _snake(text)
+    mode = cv.cache_mode(text)
+    if mode is not None:
+        return Column(Col.CACHE, key, cv.context_tokens(text), mode, cv.header_unit(text))
+    for pattern, role in _RULES:
+        if pattern.search(text):
+            context = cv.context_tokens(text) if role is Col.VRAM else None
+            return Column(role, key, context, None, cv.header_unit(text))
+    return Column(Col.OTHER, key)
+
+
+def _table_format(columns: list[Column]) -> Format | None:
+    keys = " ".join(c.key for c in columns)
+    roles = {c.role for c in columns}
+    if "awq" in keys:
+        return Format.AWQ
+    if roles & {Col.ACT_ORDER, Col.DAMP} or "gptq" in keys:
+        return Format.GPTQ
+    if Col.HEAD_BITS in roles:
+        return Format.EXL2
+    return None
+
+
+def _name_token(text: str) -> str:
+    m = _NAME_TOKEN.search(text)
+    return m[0].rstrip(".") if m else ""
+
+
+@dataclass(slots=True)
+class _Identity:
+    name: str
+    kind: VariantKind
+    info: NameInfo
+    files: tuple[str, ...] = ()
+    folder: str | None = None
+    repo: str | None = None
+    linked: bool = False
+
+
+class _RowReader:
+    def __init__(self, columns: list[Column], ident: int, card: CardContext) -> None:
+        self.columns = columns
+        self.ident = ident
+        self.card = card
+        self.table_format = _table_format(columns)
+        roles = {c.role for c in columns}
+        self.has_vram_columns = bool(roles & {Col.VRAM, Col.CACHE})
+
+    def _file_name(self, text: str, target: HubTarget) -> str:
+        token = _name_token(text)
+        if token.lower() in _GENERIC_LINK_TEXT or not _MODEL_EXT.search(token):
+            return target.basename
+        return token
+
+    def identify(self, cells: list[Inline]) -> _Identity | None:
+        cell = cells[self.ident]
+        role = self.columns[self.ident].role
+        targets = [t for link in cell.links if (t := hub_target(link.href))]
+        file_cols = [c for col, c in zip(self.columns, cells, strict=True) if col.role is Col.FILES]
+        for extra_cell in file_cols:
+            targets.extend(t for link in extra_cell.links if (t := hub_target(link.href)))
+        files = [t for t in targets if t.kind is TargetKind.FILE]
+        text = _name_token(cell.text)
+        if len(files) > 1:
+            name = (
+                text
+                if text.lower() not in _GENERIC_LINK_TEXT
+                else describe(files[0].path).split_group
+            )
+            return _Identity(
+                name,
+                VariantKind.FILE,
+                describe(files[0].path),
+                files=tuple(t.path for t in files),
+                repo=foreign_repo(files[0].repo, self.card.repo),
+                linked=True,
+            )
+        if targets:
+            t = targets[0]
+            repo = foreign_repo(t.repo, self.card.repo)
+            if t.kind is TargetKind.FILE:
+                name = self._file_name(cell.links[0].text if cell.links else text, t)
+                return _Identity(name, VariantKind.FILE, describe(name), repo=repo, linked=True)
+            if t.kind is TargetKind.TREE and t.path:
+                name = self._file_name(text, t)
+                return _Identity(
+                    name, VariantKind.FILE, describe(name), folder=t.path, repo=repo, linked=True
+                )
+            if t.kind is TargetKind.TREE:
+                rev = t.revision or ""
+                return _Identity(rev, VariantKind.BRANCH, describe(rev), repo=repo, linked=True)
+            return _Identity(t.repo, VariantKind.REPO, describe(t.repo), repo=t.repo, linked=True)
+        if not text or len(text) > 200:
+            return None
+        info = describe(text)
+        file_formats = (Format.GGUF, Format.GGML)
+        looks_like_file = (
+            bool(_MODEL_EXT.search(text))
+            or info.format in file_formats
+            or (self.table_format or self.card.text_format) in file_formats
+        )
+        kind = (
+            VariantKind.FILE if role is not Col.BRANCH and looks_like_file else VariantKind.BRANCH
+        )
+        return _Identity(text, kind, info)
+
+    def _format(self, ident: _Identity) -> Format:
+        info = ident.info
+        candidates = (
+            None if info.format_guessed else info.format,
+            repo_format(ident.repo),
+            repo_format(self.card.repo),
+            self.table_format,
+            self.card.text_format,
+            info.format,
+        )
+        return next((f for f in candidates if f is not None), Format.OTHER)
+
+    def read(self, row: tuple[str, ...]) -> Variant | None:
+        cells = [parse_inline(raw) for raw in row[: len(self.columns)]]
+        cells += [Inline("")] * (len(self.columns) - len(cells))
+        ident = self.identify(cells)
+        if ident is None:
+            return None
+        by_role: dict[Col, list[tuple[Column, Inline]]] = {}
+        for column, cell in zip(self.columns, cells, strict=True):
+            by_role.setdefault(column.role, []).append((column, cell))
+
+        def first(role: Col) -> str | None:
+            found = by_role.get(role)
+            return found[0][1].text if found else None
+
+        bits_cell = first(Col.BITS)
+        quant_cell = first(Col.QUANT)
+        if not (
+            ident.linked
+            or ident.info.says_anything
+            or (bits_cell is not None and cv.number(bits_cell) is not None)
+            or (quant_cell and describe(quant_cell).quant_method)
+        ):
+            return None
+
+        fmt = self._format(ident)
+        fields: dict[str, object] = {
+            "name": ident.name,
+            "kind": ident.kind,
+            "format": fmt,
+            "files": ident.files,
+            "folder": ident.folder,
+            "repo": ident.repo,
+            "role": Role.COMPANION if ident.info.companion else Role.MODEL,
+        }
+        warnings: list[str] = []
+        extra: Extra = {}
+        if ident.info.vision_bits is not None:
+            extra["vision_bits"] = ident.info.vision_bits
+        self._quant_fields(ident, by_role, fields, warnings)
+        self._memory_fields(ident, fmt, by_role, fields, warnings)
+        self._other_fields(by_role, fields, extra)
+        if ident.kind is not VariantKind.BRANCH or fmt in (Format.GGUF, Format.GGML):
+            quant = _name_token(quant_cell) if quant_cell else None
+            if not quant and self.columns[self.ident].role is Col.QUANT_ID:
+                quant = _name_token(cells[self.ident].text)
+            fields["quant_method"] = quant or ident.info.display_quant
+        row_text = " | ".join(c.text for c in cells)
+        fields["recommended_by_card"] = cv.is_recommended(row_text)
+        fields["warnings"] = tuple(warnings)
+        fields["extra"] = extra
+        return Variant.model_validate(fields)
+
+    def _quant_fields(
+        self,
+        ident: _Identity,
+        by_role: dict[Col, list[tuple[Column, Inline]]],
+        fields: dict[str, object],
+        warnings: list[str],
+    ) -> None:
+        info = ident.info
+        bits_cell = by_role.get(Col.BITS)
+        bits = cv.number(bits_cell[0][1].text) if bits_cell else None
+        if bits is not None:
+            fields["bits"], fields["bits_source"] = bits, Source.CARD
+            if info.bits is not None and abs(info.bits - bits) > 1e-6:
+                warnings.append(
+                    f"the card's Bits cell says {bits:g} but the name {ident.name!r} says "
+                    f"{info.bits:g}; keeping the card's figure"
+                )
+        elif info.bits is not None:
+            fields["bits"], fields["bits_source"] = info.bits, Source.NAME
+        head_cell = by_role.get(Col.HEAD_BITS)
+        head = cv.number(head_cell[0][1].text) if head_cell else None
+        fields["head_bits"] = head if head is not None else info.head_bits
+        group_cell = by_role.get(Col.GROUP)
+        group = cv.integer(group_cell[0][1].text) if group_cell else None
+        if group_cell and (group is not None or cv.is_unknown(group_cell[0][1].text)):
+            # "None" and -1 both mean no grouping
+            fields["group_size"] = group if group is not None and group > 0 else None
+            if info.group_size != fields["group_size"] and info.format is Format.GPTQ:
+                warnings.append(
+                    f"the card's group size {group_cell[0][1].text!r} contradicts the name "
+                    f"{ident.name!r}; keeping the card's"
+                )
+        else:
+            fields["group_size"] = info.group_size
+        act_cell = by_role.get(Col.ACT_ORDER)
+        act = cv.boolean(act_cell[0][1].text) if act_cell else None
+        fields["act_order"] = act if act is not None else info.act_order
+        if act is not None and info.act_order is not None and act != info.act_order:
+            warnings.append(
+                f"the card's Act Order {act} contradicts the name {ident.name!r}; keeping the card's"
+            )
+
+    def _memory_fields(
+        self,
+        ident: _Identity,
+        fmt: Format,
+        by_role: dict[Col, list[tuple[Column, Inline]]],
+        fields: dict[str, object],
+        warnings: list[str],
+    ) -> None:
+        vram: dict[int, int] = {}
+        by_cache: dict[CacheMode, dict[int, int]] = {}
+        size_as_vram = (
+            self.card.size_is_vram
+            and self.card.vram_context is not None
+            and not self.has_vram_columns
+            and ident.kind in (VariantKind.BRANCH, VariantKind.REPO)
+            and fmt in (Format.EXL2, Format.EXL3)
+        )
+        for column, cell in by_role.get(Col.SIZE, [])[:1]:
+            if size_as_vram and self.card.vram_context is not None:
+                figure = cv.memory_bytes(cell.text, column.unit or "GB")
+                if figure is not None:
+                    vram[self.card.vram_context] = figure
+            else:
+                size = cv.size_bytes(cell.text, column.unit or "GB")
+                if size is not None:
+                    fields["size_bytes"], fields["size_source"] = size, Source.CARD
+        for column, cell in by_role.get(Col.VRAM, []):
+            figure = cv.memory_bytes(cell.text, column.unit or "GB")
+            context = column.context or self.card.vram_context
+            if figure is None:
+                continue
+            if context is None:
+                fields["vram_unspecified_bytes"] = figure
+            else:
+                vram[context] = figure
+        for column, cell in by_role.get(Col.CACHE, []):
+            figure = cv.memory_bytes(cell.text, column.unit or "GB")
+            context = column.context or self.card.vram_context
+            if figure is None or column.cache is None:
+                continue
+            if context is None:
+                warnings.append(f"{column.key} figure has no stated context; left out")
+                continue
+            by_cache.setdefault(column.cache, {})[context] = figure
+        for _, cell in by_role.get(Col.RAM, [])[:1]:
+            fields["max_ram_bytes"] = cv.memory_bytes(cell.text)
+        fields["vram_bytes"] = vram
+        fields["vram_bytes_by_cache"] = by_cache
+
+    def _other_fields(
+        self,
+        by_role: dict[Col, list[tuple[Column, Inline]]],
+        fields: dict[str, object],
+        extra: Extra,
+    ) -> None:
+        descriptions = [cell.text for _, cell in by_role.get(Col.DESC, []) if cell.text]
+        fields["description"] = " ".join(descriptions)
+        readers: dict[Col, tuple[str | None, object]] = {
+            Col.DAMP: ("damp_pct", cv.number),
+            Col.SEQ_LEN: ("seq_len", cv.integer),
+            Col.EXLLAMA: ("exllama_compatible", cv.boolean),
+            Col.SPLIT: ("split", cv.boolean),
+            Col.MADE_WITH: ("made_with", str),
+            Col.DATASET: (None, str),
+            Col.OTHER: (None, str),
+        }
+        for role, (key, reader) in readers.items():
+            for column, cell in by_role.get(role, []):
+                if not cell.text or not callable(reader):
+                    continue
+                value = reader(cell.text)
+                if isinstance(value, str | int | float | bool):
+                    extra.setdefault(key or column.key, value)
+
+
+def table_variants(table: Table, card: CardContext) -> list[Variant]:
+    """Variants of one table; empty when it is not a variant table."""
+    columns = [classify(parse_inline(h).text) for h in table.header]
+    roles = [c.role for c in columns]
+    ident = next((roles.index(r) for r in _IDENT_PRIORITY if r in roles), None)
+    if ident is None or not (set(roles) & _DESCRIBING):
+        return []
+    reader = _RowReader(columns, ident, card)
+    variants = [v for row in table.rows if (v := reader.read(row)) is not None]
+    return flag_size_order(variants)
+
+
+_NOMINAL_BITS = re.compile(r"(?:^|[^a-z])(?:i?q|tq)(\d)", re.IGNORECASE)
+
+
+def _nominal_bits(variant: Variant) -> float | None:
+    if variant.bits is not None:
+        return variant.bits
+    quant = (variant.quant_method or "").lower()
+    if quant in ("f16", "fp16", "bf16"):
+        return 16.0
+    if quant == "f32":
+        return 32.0
+    m = _NOMINAL_BITS.search(quant)
+    return float(m[1]) if m else None
+
+
+def flag_size_order(variants: list[Variant]) -> list[Variant]:
+    """Warn on file quants whose size contradicts their bits (a larger quant listed smaller).
+
+    Sizes within 3% are not flagged: _L/_XL quants legitimately overlap the next type up.
+    """
+    sized = [
+        (i, bits, v.size_bytes)
+        for i, v in enumerate(variants)
+        if v.format in (Format.GGUF, Format.GGML)
+        and v.role is Role.MODEL
+        and v.size_bytes
+        and (bits := _nominal_bits(v)) is not None
+    ]
+    counts: dict[int, list[int]] = {}
+    for i, bits, size in sized:
+        for j, other_bits, other_size in sized:
+            if other_bits < bits and other_size > size * 1.03:
+                counts.setdefault(i, []).append(j)
+                counts.setdefault(j, []).append(i)
+    if not counts:
+        return variants
+    worst = max(len(v) for v in counts.values())
+    out = list(variants)
+    for i, others in counts.items():
+        if len(others) != worst:
+            continue
+        names = ", ".join(variants[j].name for j in others[:3])
+        out[i] = variants[i].model_copy(
+            update={
+                "warnings": (
+                    *variants[i].warnings,
+                    f"size is out of order with its bits compared with {names}; "
+                    "the card may list a wrong size or quant",
+                )
+            }
+        )
+    return out

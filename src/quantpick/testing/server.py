@@ -1,0 +1,210 @@
+"""HubServer: the loopback Hub plus its CDN (a second origin), each a threaded stdlib server."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterable
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from quantpick.testing.cdn import Signer
+from quantpick.testing.faults import FaultTable, Origin
+from quantpick.testing.handler import HubHandler
+from quantpick.testing.log import RequestLog
+from quantpick.testing.routes import HubRoutes
+from quantpick.testing.store import Store
+
+# Valid on every repo, with access to none of the private or gated ones: "a logged-in stranger".
+DEFAULT_TOKEN = "hf_quantpick_user"
+_DEFAULT_PAGE_SIZE = 1000
+_DEFAULT_CDN_TTL_S = 3600.0
+
+
+class OriginServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # server_close() joins handler threads: HubServer.stop() unblocks them first (close_connections)
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], hub: HubServer, origin: Origin) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.hub = hub
+        self.origin: Origin = origin
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._aborted: set[socket.socket] = set()
+        super().__init__(address, HubHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = str(self.server_address[0]), self.server_address[1]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        # tracked on the accept thread, so stop() never misses a connection whose thread is starting
+        with self._lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        with self._lock:
+            self._open.discard(request)
+            aborted = request in self._aborted
+            self._aborted.discard(request)
+        if aborted:
+            # no FIN before the close: the linger-0 close sends a bare RST
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
+
+    def abort(self, request: socket.socket) -> None:
+        with self._lock:
+            self._aborted.add(request)
+
+    def close_connections(self) -> None:
+        with self._lock:
+            live = list(self._open)
+        for conn in live:
+            with contextlib.suppress(OSError):  # already gone
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class HubServer:
+    """A Hub on `endpoint` whose LFS downloads redirect to pre-signed URLs on `cdn_endpoint`.
+
+    Use as a context manager, or start()/stop(). `faults`, `requests`, `tokens`, `tree_page_size`,
+    `cdn_ttl_s` and `root` may be changed while it runs; reset() restores them for the next test.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cdn_port: int = 0,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+    ) -> None:
+        self._address = host, port, cdn_port
+        self._default_tokens = frozenset(tokens)
+        self.tokens: set[str] = set(self._default_tokens)
+        self.faults = FaultTable()
+        self.requests = RequestLog()
+        # tracebacks of server bugs (500s); the pytest fixture fails the test that caused one
+        self.errors: list[str] = []
+        self.signer = Signer()
+        self.stopping = threading.Event()
+        self.routes = HubRoutes(Store(Path(root)), self.signer, cdn_endpoint="")
+        self._servers: list[OriginServer] = []
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._servers:
+            raise RuntimeError("HubServer already started")
+        host, port, cdn_port = self._address
+        try:
+            self._servers = [OriginServer((host, port), self, "hub")]
+            self._servers.append(OriginServer((host, cdn_port), self, "cdn"))
+        except OSError:
+            for srv in self._servers:
+                srv.server_close()
+            self._servers = []
+            raise
+        self.routes.cdn_endpoint = self.cdn_endpoint
+        for srv in self._servers:
+            t = threading.Thread(
+                target=srv.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"loopback-hub-{srv.origin}",
+                daemon=True,
+            )
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for srv in self._servers:
+            srv.shutdown()
+        for srv in self._servers:
+            srv.close_connections()
+            srv.server_close()
+        for t in self._threads:
+            t.join()
+        self._servers, self._threads = [], []
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reset(self, root: Path | None = None) -> None:
+        """Forget faults, requests, errors and runtime settings; optionally serve another root."""
+        self.faults.clear()
+        self.requests.clear()
+        self.errors.clear()
+        self.tokens = set(self._default_tokens)
+        self.tree_page_size = _DEFAULT_PAGE_SIZE
+        self.cdn_ttl_s = _DEFAULT_CDN_TTL_S
+        if root is not None:
+            self.root = root
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return self._server("hub").url
+
+    @property
+    def cdn_endpoint(self) -> str:
+        return self._server("cdn").url
+
+    def _server(self, origin: Origin) -> OriginServer:
+        for srv in self._servers:
+            if srv.origin == origin:
+                return srv
+        raise RuntimeError("HubServer is not started")
+
+    @property
+    def store(self) -> Store:
+        return self.routes.store
+
+    @property
+    def root(self) -> Path:
+        return self.routes.store.root
+
+    @root.setter
+    def root(self, root: Path) -> None:
+        self.routes.store = Store(Path(root))
+
+    @property
+    def tree_page_size(self) -> int:
+        return self.routes.tree_page_size
+
+    @tree_page_size.setter
+    def tree_page_size(self, size: int) -> None:
+        self.routes.tree_page_size = size
+
+    @property
+    def cdn_ttl_s(self) -> float:
+        return self.routes.cdn_ttl_s
+
+    @cdn_ttl_s.setter
+    def cdn_ttl_s(self, ttl: float) -> None:
+        self.routes.cdn_ttl_s = ttl
+
+    def valid_token(self, token: str) -> bool:
+        return token in self.tokens or token in self.store.repo_tokens()
