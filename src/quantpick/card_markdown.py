@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from collections.abc import Callable
+from functools import lru_cache
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -52,12 +53,21 @@ class Document:
     front_matter: str = ""
 
 
-@cache
-def _markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+def _make_markdown(tables: bool) -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True})
+    if tables:
+        md.enable("table")
     # inline markup is parsed on demand through parse_inline
     md.disable("inline")
     return md
+
+
+# The first pass runs without the table rule: a table then reads as one paragraph, which costs a
+# fraction of a tokenized table. Only a paragraph whose header row the caller wants is parsed again
+# with tables on; benchmark and chat-log tables never are.
+_BLOCK_MD = _make_markdown(tables=False)
+_TABLE_MD = _make_markdown(tables=True)
+HeaderFilter = Callable[[tuple[str, ...]], bool]
 
 
 def _normalise(text: str) -> str:
@@ -193,24 +203,55 @@ def _table(tokens: list[Token], start: int, offset: int, lines: list[str], doc: 
     return i
 
 
-def parse_document(text: str) -> Document:
-    text = _normalise(text)
-    front, body = split_front_matter(text)
-    offset = text[: len(text) - len(body)].count("\n")
-    body = _separate_tables(body)
-    tokens = _markdown().parse(body)
-    doc = Document(front_matter=front)
-    lines: list[str] = []
+def _header_cells(tokens: list[Token]) -> tuple[str, ...]:
+    cells = []
+    for tok in tokens:
+        if tok.type == "inline":
+            cells.append(tok.content)
+        elif tok.type == "thead_close":
+            break
+    return tuple(cells)
+
+
+def _walk(
+    tokens: list[Token], offset: int, lines: list[str], doc: Document, want: HeaderFilter
+) -> None:
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         if tok.type == "table_open":
-            lines = lines or body.split("\n")
             i = _table(tokens, i, offset, lines, doc)
         elif tok.type == "inline" and tok.content:
-            heading = i > 0 and tokens[i - 1].type == "heading_open"
-            doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
+            if not _paragraph_table(tok, offset, doc, want):
+                heading = i > 0 and tokens[i - 1].type == "heading_open"
+                doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
         i += 1
+
+
+def _paragraph_table(tok: Token, offset: int, doc: Document, want: HeaderFilter) -> bool:
+    """A paragraph of the first pass that holds a table: parse it with tables on if wanted."""
+    content = tok.content
+    if "|" not in content or "\n" not in content:
+        return False
+    delimiter = _DELIMITER_ROW.search(content)
+    if delimiter is None or delimiter.start() == 0:
+        return False
+    header_start = content.rfind("\n", 0, delimiter.start() - 1) + 1
+    head = _TABLE_MD.parse(content[header_start : delimiter.end()])
+    if not any(t.type == "table_open" for t in head):
+        return False
+    if want(_header_cells(head)):
+        _walk(_TABLE_MD.parse(content), _line(tok, offset) - 1, content.split("\n"), doc, want)
+    return True
+
+
+def parse_document(text: str, want_table: HeaderFilter = lambda header: True) -> Document:
+    """Tables (those whose raw header cells `want_table` accepts), prose blocks, front-matter."""
+    text = _normalise(text)
+    front, body = split_front_matter(text)
+    offset = text[: len(text) - len(body)].count("\n")
+    doc = Document(front_matter=front)
+    _walk(_BLOCK_MD.parse(_separate_tables(body)), offset, [], doc, want_table)
     return doc
 
 
@@ -238,5 +279,4 @@ def _flatten(children: list[Token]) -> Inline:
 @lru_cache(maxsize=8192)
 def parse_inline(raw: str) -> Inline:
     """Plain text and links of one cell or paragraph (cached: tables repeat cells a lot)."""
-    md = _markdown()
-    return _flatten(md.inline.parse(raw, md, {}, []))
+    return _flatten(_BLOCK_MD.inline.parse(raw, _BLOCK_MD, {}, []))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from quantpick import card_values as cv
 from quantpick.card_links import block_links, branch_and_file_variants, repo_variants
 from quantpick.card_markdown import Block, front_matter_list, parse_document, parse_inline
-from quantpick.card_tables import CardContext, table_variants
+from quantpick.card_tables import CardContext, is_variant_header, table_variants
 from quantpick.names import describe
 from quantpick.records import CacheMode, Format, ModelCard, Variant
 
@@ -70,7 +70,7 @@ def parse_card(text: str, repo: str | None = None) -> ModelCard:
 
 
 def _parse(text: str, repo: str | None) -> ModelCard:
-    doc = parse_document(text)
+    doc = parse_document(text, want_table=is_variant_header)
     facts = _prose_facts(doc.blocks)
     card = CardContext(
         repo=repo,

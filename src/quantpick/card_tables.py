@@ -324,7 +324,8 @@ class _RowReader:
         fields["act_order"] = act if act is not None else info.act_order
         if act is not None and info.act_order is not None and act != info.act_order:
             warnings.append(
-                f"the card's Act Order {act} contradicts the name {ident.name!r}; keeping the card's"
+                f"the card's Act Order {act} contradicts the name {ident.name!r}; "
+                "keeping the card's"
             )
 
     def _memory_fields(
@@ -402,12 +403,22 @@ class _RowReader:
                     extra.setdefault(key or column.key, value)
 
 
+def _ident_column(columns: list[Column]) -> int | None:
+    roles = [c.role for c in columns]
+    ident = next((roles.index(r) for r in _IDENT_PRIORITY if r in roles), None)
+    return ident if ident is not None and set(roles) & _DESCRIBING else None
+
+
+def is_variant_header(header: tuple[str, ...]) -> bool:
+    """Whether a header row (raw cells) can head a variant table: a naming and a describing column."""
+    return _ident_column([classify(parse_inline(h).text) for h in header]) is not None
+
+
 def table_variants(table: Table, card: CardContext) -> list[Variant]:
     """Variants of one table; empty when it is not a variant table."""
     columns = [classify(parse_inline(h).text) for h in table.header]
-    roles = [c.role for c in columns]
-    ident = next((roles.index(r) for r in _IDENT_PRIORITY if r in roles), None)
-    if ident is None or not (set(roles) & _DESCRIBING):
+    ident = _ident_column(columns)
+    if ident is None:
         return []
     reader = _RowReader(columns, ident, card)
     variants = [v for row in table.rows if (v := reader.read(row)) is not None]

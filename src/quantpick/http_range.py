@@ -1,15 +1,17 @@
 """Plain HTTP for the ranged engine: resolve a file's URL, then GET byte ranges of it.
 
 The standard library is enough and keeps the engine free of the GIL-holding native code that
-hf_transfer is: a socket read releases the GIL, so several connections and a hasher run side by side.
+hf_transfer is: a socket read releases the GIL, so several connections and a hasher run side by
+side.
 
-A Hub `resolve` URL answers a HEAD with the file's size and commit, and for an LFS file a redirect to
-a pre-signed URL on another origin. The Authorization header goes to the Hub's origin only: the
+A Hub `resolve` URL answers a HEAD with the file's size and commit, and for an LFS file a redirect
+to a pre-signed URL on another origin. The Authorization header goes to the Hub's origin only: the
 pre-signed URL needs none, and a token must never reach a third party.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -109,10 +111,8 @@ class Connections:
         for conn in conns:
             sock = conn.sock
             if sock is not None:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close_all(self) -> None:
         with self._lock:

@@ -1,12 +1,13 @@
 """The target directory, guarded: Hub paths checked before use, no symlink followed, atomic writes.
 
-A repo is untrusted input. Its file names decide where bytes land, so every name is checked before it
-becomes a path, and every directory on the way is created (or found) without following a symlink that
-someone may have planted there.
+A repo is untrusted input. Its file names decide where bytes land, so every name is checked before
+it becomes a path, and every directory on the way is created (or found) without following a symlink
+that someone may have planted there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -18,7 +19,7 @@ from quantpick.errors import IntegrityError, UsageError
 
 STATE_DIR = ".quantpick"
 MANIFEST_NAME = "quantpick.json"
-# what quantpick keeps in a target dir: a repo file with one of these names would overwrite our state
+# quantpick's own state in a target dir: a repo file with one of these names would overwrite it
 RESERVED_TOP = frozenset({STATE_DIR, MANIFEST_NAME})
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 1024
@@ -27,7 +28,7 @@ HASH_BUFFER_BYTES = 8 << 20
 
 
 def check_hub_path(path: str) -> PurePosixPath:
-    """A repo file name as a relative path that cannot leave the target dir; IntegrityError if not."""
+    """A repo file name as a relative path that cannot leave the target dir, or IntegrityError."""
     bad = _why_unsafe(path)
     if bad:
         raise IntegrityError(
@@ -67,10 +68,8 @@ def ensure_dir(root: Path, rel: PurePosixPath | str = "") -> Path:
         try:
             st = os.lstat(current)
         except FileNotFoundError:
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.mkdir(current)
-            except FileExistsError:
-                pass
             st = os.lstat(current)
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
             raise UsageError(

@@ -1,12 +1,13 @@
 """DIR/quantpick.json: what a fetch put in a directory, and `verify` that re-checks it.
 
-The manifest is written once, after every file is in place and checked. While a fetch runs, files that
-are finished are recorded in DIR/.quantpick/verified.json instead, so a fetch killed halfway does not
-re-hash them when it is run again.
+The manifest is written once, after every file is in place and checked. While a fetch runs, files
+that are finished are recorded in DIR/.quantpick/verified.json instead, so a fetch killed halfway
+does not re-hash them when it is run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -43,7 +44,7 @@ class ManifestFile(Record):
 
 
 class Manifest(Record):
-    schema_: Literal["quantpick/manifest@1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    schema_: Literal["quantpick/manifest@1"] = Field(default="quantpick/manifest@1", alias="schema")
     repo: str
     variant: Variant
     # the revision asked for (a branch, a tag or a sha) and the commit it resolved to
@@ -187,7 +188,5 @@ def still_good(local_dir: Path, record: ManifestFile) -> bool:
 
 
 def remove_verified(local_dir: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(_verified_path(local_dir))
-    except FileNotFoundError:
-        pass

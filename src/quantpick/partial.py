@@ -1,13 +1,15 @@
 """A large file in progress: DIR/.quantpick/partial/KEY.part plus a sidecar KEY.part.json.
 
-The .part has the file's final size from the start; it is cut into fixed-size chunks, and the sidecar
-records which chunks hold their final bytes. A chunk is marked only after all its bytes were written,
-and the sidecar is replaced atomically, so whatever kills the process, a chunk the sidecar calls done
-is on disk (the page cache survives a killed process; a power cut is caught by the final sha256).
+The .part has the file's final size from the start; it is cut into fixed-size chunks, and the
+sidecar records which chunks hold their final bytes. A chunk is marked only after all its bytes were
+written, and the sidecar is replaced atomically, so whatever kills the process, a chunk the sidecar
+calls done is on disk (the page cache survives a killed process; a power cut is caught by the final
+sha256).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,7 +27,7 @@ def partial_dir(local_dir: Path) -> Path:
     return local_dir / STATE_DIR / PARTIAL_DIR
 
 
-def _key(path: str) -> str:
+def partial_key(path: str) -> str:
     # flat, fixed-length names: no nested directories to create, no name-length limit to hit
     return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
@@ -44,11 +46,11 @@ class PartialState:
 
     @property
     def part_path(self) -> Path:
-        return partial_dir(self.local_dir) / f"{_key(self.path)}.part"
+        return partial_dir(self.local_dir) / f"{partial_key(self.path)}.part"
 
     @property
     def sidecar_path(self) -> Path:
-        return partial_dir(self.local_dir) / f"{_key(self.path)}.part.json"
+        return partial_dir(self.local_dir) / f"{partial_key(self.path)}.part.json"
 
     @property
     def chunk_count(self) -> int:
@@ -66,11 +68,8 @@ class PartialState:
 
     @property
     def done_bytes(self) -> int:
-        return sum(
-            end - start
-            for start, end in map(self.chunk_range, range(self.chunk_count))
-            if self.is_done(start // self.chunk_bytes)
-        )
+        ranges = (self.chunk_range(i) for i in range(self.chunk_count) if self.is_done(i))
+        return sum(end - start for start, end in ranges)
 
     def matches(self, size_bytes: int, sha256: str | None, git_oid: str | None) -> bool:
         return (self.size_bytes, self.sha256, self.git_oid) == (size_bytes, sha256, git_oid)
@@ -141,7 +140,5 @@ class PartialState:
 
     def discard(self) -> None:
         for p in (self.sidecar_path, self.part_path):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
-            except FileNotFoundError:
-                pass

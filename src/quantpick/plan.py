@@ -1,7 +1,7 @@
 """Which files a variant needs, where they go, and what is already there. Selection is pure.
 
-`select_files` and `default_local_dir` do no I/O. `plan_fetch` asks the Hub for the commit and its tree
-and looks at the target dir (never writing to it), so a dry run is `plan_fetch` alone.
+`select_files` and `default_local_dir` do no I/O. `plan_fetch` asks the Hub for the commit and its
+tree and looks at the target dir (never writing to it), so a dry run is `plan_fetch` alone.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from quantpick.errors import EntryNotFoundError, UsageError
 from quantpick.hub import Hub
@@ -98,6 +100,8 @@ class FetchPlan(Record):
     local_dir: Path
     files: tuple[PlannedFile, ...]
     small_file_bytes: int = DEFAULT_SMALL_FILE_BYTES
+    # earlier checks are not trusted: files already present are hashed again
+    recheck: bool = False
 
     @property
     def total_bytes(self) -> int:
@@ -112,7 +116,7 @@ class FetchPlan(Record):
         return all(f.state is FileState.COMPLETE for f in self.files)
 
 
-# -- pure selection ---------------------------------------------------------------------------------
+# -- pure selection -------------------------------------------------------------------------------
 
 
 def default_local_dir(repo: str, variant_name: str) -> Path:
@@ -135,8 +139,8 @@ def variant_repo(repo: str, variant: Variant) -> str:
 def select_files(
     variant: Variant, tree: tuple[RemoteFile, ...]
 ) -> tuple[tuple[RemoteFile, FileRole], ...]:
-    """The files a variant needs from a tree: the whole tree for a branch or repo; for a file variant
-    its files, a projector (mmproj) next to it where the repo has one, and small root files."""
+    """The files a variant needs from a tree: the whole tree for a branch or repo; for a file
+    variant its files, a projector (mmproj) next to it where the repo has one, small root files."""
     for f in tree:
         check_hub_path(f.path)
     if variant.role is Role.COMPANION:
@@ -166,13 +170,17 @@ def select_files(
 def _variant_files(variant: Variant, by_path: dict[str, RemoteFile]) -> list[RemoteFile]:
     prefix = f"{variant.folder.strip('/')}/" if variant.folder else ""
     if variant.files:
-        found, absent = [], []
+        found: list[RemoteFile] = []
+        absent: list[str] = []
         for name in variant.files:
             hit = by_path.get(name) or by_path.get(prefix + name)
-            (found if hit else absent).append(hit or name)
+            if hit is None:
+                absent.append(name)
+            else:
+                found.append(hit)
         if absent:
             raise EntryNotFoundError(f"{absent[0]} (part of {variant.name}) is not in the repo")
-        return [f for f in found if isinstance(f, RemoteFile)]
+        return found
     for candidate in (prefix + variant.name, variant.name):
         if candidate in by_path:
             return [by_path[candidate]]
@@ -209,12 +217,12 @@ def _projector(tree: tuple[RemoteFile, ...], folders: set[str]) -> RemoteFile | 
 
 def choose_backend(size_bytes: int, requested: Backend, small_file_bytes: int) -> Backend:
     """Small files always go through huggingface_hub; large ones through the requested engine."""
-    if requested is Backend.HUB or size_bytes < small_file_bytes:
+    if requested is Backend.HUB or size_bytes < max(small_file_bytes, 1):
         return Backend.HUB
     return Backend.RANGED if requested is Backend.AUTO else requested
 
 
-# -- the plan ---------------------------------------------------------------------------------------
+# -- the plan -------------------------------------------------------------------------------------
 
 
 def plan_fetch(
@@ -240,6 +248,9 @@ def plan_fetch(
     selected = select_files(variant, tree)
     target = Path(local_dir) if local_dir is not None else default_local_dir(repo, variant.name)
     known = {} if recheck else known_good(target, commit)
+    if backend is Backend.AUTO and _proxied(hub.settings.endpoint):
+        # the ranged engine speaks plain HTTP to the origin; huggingface_hub honours proxies
+        backend = Backend.HUB
     files = tuple(
         local_state(
             target,
@@ -263,7 +274,14 @@ def plan_fetch(
         local_dir=target,
         files=files,
         small_file_bytes=small_file_bytes,
+        recheck=recheck,
     )
+
+
+def _proxied(endpoint: str) -> bool:
+    host = urlsplit(endpoint).hostname or ""
+    scheme = urlsplit(endpoint).scheme
+    return scheme in getproxies() and not proxy_bypass(host)
 
 
 def local_state(local_dir: Path, planned: PlannedFile, record: ManifestFile | None) -> PlannedFile:

@@ -1,0 +1,37 @@
+"""Run the real `quantpick` in a subprocess: separate stdout/stderr, a real exit code, no TTY."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO_ROOT / "examples"
+SENTINEL_TOKEN = "hf_SENTINELsentinelSENTINEL0123456789"
+
+
+def run_qp(
+    *args: str | Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "QUANTPICK_", "HUGGING_FACE")) and k != "COLUMNS"
+    }
+    full_env.update({"HF_HUB_DISABLE_UPDATE_CHECK": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "quantpick", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
