@@ -43,9 +43,10 @@ def build(root: Path) -> list[str]:
             "demo/Mixtral-8x7B-Instruct-exl2",
             {
                 "main": {"measurement.json": json.dumps({"measurement": {}})},
-                # 2_5 is on the Hub but not in the card: `list` shows it from its name
-                **{b: _exl2_branch(float(b.replace("_", "."))) for b in
-                   ("6_5", "5_0", "4_25", "3_5", "3_0", "2_5")},
+                **{
+                    b: _exl2_branch(float(b.replace("_", ".")))
+                    for b in ("6_5", "5_0", "4_25", "3_5", "3_0")
+                },
             },
             readme=_card("demo__Mixtral-8x7B-Instruct-exl2"),
         ),
@@ -60,7 +61,9 @@ def build(root: Path) -> list[str]:
             },
             readme=_card("demo__Mistral-7B-Instruct-GGUF"),
         ),
-        make_repo(root, "demo/Mistral-7B-Instruct", {"main": {"config.json": _config("mistral-7b")}}),
+        make_repo(
+            root, "demo/Mistral-7B-Instruct", {"main": {"config.json": _config("mistral-7b")}}
+        ),
         make_repo(
             root, "demo/Mixtral-8x7B-Instruct", {"main": {"config.json": _config("mixtral-8x7b")}}
         ),

@@ -111,7 +111,9 @@ class TestLinkLists:
         parsed = card("exl_link_list", repo="someone/Some-Model-exl3")
         assert [v.name for v in parsed.variants] == ["2.00bpw_H4", "2.00bpw_H4_V4", "4.00bpw"]
         h4, v4, plain = parsed.variants
-        assert all(v.format is Format.EXL3 and v.kind is VariantKind.BRANCH for v in parsed.variants)
+        assert all(
+            v.format is Format.EXL3 and v.kind is VariantKind.BRANCH for v in parsed.variants
+        )
         assert (h4.bits, h4.head_bits, h4.bits_source) == (2.0, 4.0, Source.NAME)
         assert v4.extra["vision_bits"] == 4
         assert plain.head_bits is None
@@ -174,7 +176,10 @@ class TestGptqAwq:
         assert v.extra == {"exllama_compatible": True, "made_with": "AutoGPTQ"}
 
     def test_front_matter_inline_list(self) -> None:
-        assert card("gptq_branches").base_models == ("example-org/Base-13B", "example-org/Other-13B")
+        assert card("gptq_branches").base_models == (
+            "example-org/Base-13B",
+            "example-org/Other-13B",
+        )
 
     def test_awq_single_row_without_trailing_pipe(self) -> None:
         (v,) = card("awq_branch", repo="someone/Base-7B-AWQ").variants

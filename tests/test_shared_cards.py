@@ -72,9 +72,7 @@ def test_quant_parameters(case: tuple[dict[str, Any], list[Variant]]) -> None:
     got = {v.name: v for v in variants}
     for want in expected["variants"]:
         v = got[want["name"]]
-        assert (v.bits, v.head_bits) == (_float(want["bits"]), _float(want["lm_head_bits"])), (
-            v.name
-        )
+        assert (v.bits, v.head_bits) == (_float(want["bits"]), _float(want["lm_head_bits"])), v.name
         assert (v.group_size, v.act_order) == (want["group_size"], want["act_order"]), v.name
         assert v.quant_method == want["quant_method"], v.name
 

@@ -8,8 +8,8 @@ cost of a full parse and most of a long card (benchmarks, chat logs) is never lo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -57,6 +57,10 @@ def _make_markdown(tables: bool) -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True})
     if tables:
         md.enable("table")
+    else:
+        # setext headings cost a second scan of every paragraph; cards use '#' headings, and a
+        # setext one still reads as prose
+        md.disable("lheading")
     # inline markup is parsed on demand through parse_inline
     md.disable("inline")
     return md
@@ -203,14 +207,19 @@ def _table(tokens: list[Token], start: int, offset: int, lines: list[str], doc: 
     return i
 
 
-def _header_cells(tokens: list[Token]) -> tuple[str, ...]:
+@lru_cache(maxsize=1024)
+def _header_cells(head: str) -> tuple[str, ...] | None:
+    """The raw header cells of a header + delimiter pair, None when markdown-it sees no table.
+
+    Cached: long cards repeat the same benchmark header many times.
+    """
     cells = []
-    for tok in tokens:
+    for tok in _TABLE_MD.parse(head):
         if tok.type == "inline":
             cells.append(tok.content)
         elif tok.type == "thead_close":
-            break
-    return tuple(cells)
+            return tuple(cells)
+    return None
 
 
 def _walk(
@@ -221,10 +230,9 @@ def _walk(
         tok = tokens[i]
         if tok.type == "table_open":
             i = _table(tokens, i, offset, lines, doc)
-        elif tok.type == "inline" and tok.content:
-            if not _paragraph_table(tok, offset, doc, want):
-                heading = i > 0 and tokens[i - 1].type == "heading_open"
-                doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
+        elif tok.type == "inline" and tok.content and not _paragraph_table(tok, offset, doc, want):
+            heading = i > 0 and tokens[i - 1].type == "heading_open"
+            doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
         i += 1
 
 
@@ -237,10 +245,10 @@ def _paragraph_table(tok: Token, offset: int, doc: Document, want: HeaderFilter)
     if delimiter is None or delimiter.start() == 0:
         return False
     header_start = content.rfind("\n", 0, delimiter.start() - 1) + 1
-    head = _TABLE_MD.parse(content[header_start : delimiter.end()])
-    if not any(t.type == "table_open" for t in head):
+    header = _header_cells(content[header_start : delimiter.end()])
+    if header is None:
         return False
-    if want(_header_cells(head)):
+    if want(header):
         _walk(_TABLE_MD.parse(content), _line(tok, offset) - 1, content.split("\n"), doc, want)
     return True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from quantpick import card_values as cv
 from quantpick.card_links import HubTarget, TargetKind, foreign_repo, hub_target, repo_format
@@ -113,6 +114,7 @@ def _snake(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "column"
 
 
+@lru_cache(maxsize=1024)
 def classify(header: str) -> Column:
     text = " ".join(header.lower().split())
     key = _snake(text)
@@ -409,8 +411,9 @@ def _ident_column(columns: list[Column]) -> int | None:
     return ident if ident is not None and set(roles) & _DESCRIBING else None
 
 
+@lru_cache(maxsize=1024)
 def is_variant_header(header: tuple[str, ...]) -> bool:
-    """Whether a header row (raw cells) can head a variant table: a naming and a describing column."""
+    """Whether a header row (raw cells) can head a variant table: naming and describing columns."""
     return _ident_column([classify(parse_inline(h).text) for h in header]) is not None
 
 

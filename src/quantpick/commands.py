@@ -66,6 +66,7 @@ class HubArgs:
                 token=resolve_token(self.token),
                 cache_dir=self.cache_dir or default_cache_dir(),
                 offline=self.offline or is_offline_env(),
+                verbose=self.verbose,
             )
         )
 

@@ -47,7 +47,7 @@ from quantpick.errors import (
 )
 from quantpick.http_range import Source
 from quantpick.hub import Hub
-from quantpick.localfs import STATE_DIR, ensure_dir, hash_file
+from quantpick.localfs import STATE_DIR, check_hub_path, check_parents, ensure_dir, hash_file
 from quantpick.manifest import (
     Manifest,
     ManifestFile,
@@ -148,6 +148,8 @@ def execute(
             manifest, reused = _fetch_locked(ctx, estimate, reasons)
         except Cancelled:
             raise _stopped(caught.signum, plan.local_dir) from None
+        finally:
+            ctx.conns.close_all()
     return FetchResult(
         manifest=manifest,
         local_dir=plan.local_dir,
@@ -240,6 +242,8 @@ def _check_present(ctx: Context, files: list[PlannedFile]) -> list[PlannedFile]:
 
 def _preflight(ctx: Context, todo: list[PlannedFile]) -> dict[str, Source]:
     """Before the first byte: may this token read the files, and do they fit on the disk?"""
+    for f in todo:
+        check_parents(ctx.plan.local_dir, check_hub_path(f.path))
     first = todo[0]
     source = ctx.resolve(first.path)
     need = sum(f.missing_bytes for f in todo)

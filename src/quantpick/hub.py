@@ -30,6 +30,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils import logging as hf_logging
 
 from quantpick.errors import (
     AuthError,
@@ -89,6 +90,7 @@ class HubSettings:
     offline: bool = False
     max_workers: int = DEFAULT_MAX_WORKERS
     retry_backoff_s: float = 0.5
+    verbose: bool = False
 
 
 class Hub:
@@ -96,6 +98,9 @@ class Hub:
 
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
+        if not settings.verbose:
+            # its retry notices ("Retrying in 8s") would break our one-line stderr contract
+            hf_logging.set_verbosity_error()
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
         )
@@ -119,14 +124,14 @@ class Hub:
         except GatedRepoError:
             raise AuthError(f"{repo} is gated and this token has no access to it") from None
         except RepositoryNotFoundError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status == 401 and token is None:
-                raise AuthError(
-                    f"{repo} was not found or is private, and no token was given"
+            if token is None:
+                # without a token the Hub answers alike for a missing and a private repo
+                raise RepoNotFoundError(
+                    f"repository {repo} not found (or private, and no token was given)"
                 ) from None
-            if status == 401:
-                raise AuthError(f"the token was refused for {repo}") from None
-            raise RepoNotFoundError(f"repository {repo} not found") from None
+            raise RepoNotFoundError(
+                f"repository {repo} not found, or this token has no access to it"
+            ) from None
         except RevisionNotFoundError:
             raise QpRevisionNotFoundError(f"revision {revision!r} not found in {repo}") from None
         except HfEntryNotFoundError as exc:
@@ -135,6 +140,8 @@ class Hub:
             raise EntryNotFoundError(f"{path or 'file'} not found in {repo}") from None
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
+            if status == 401 and token:
+                raise AuthError(f"the Hub refused the token (HTTP 401) for {repo}") from None
             if status in (401, 403):
                 raise AuthError(f"access to {repo} refused (HTTP {status})") from None
             raise NetworkError(
@@ -167,15 +174,14 @@ class Hub:
             return self._cache_read_card(repo)
         with self._mapped(repo, revision, "README.md"):
             try:
-                path = self._retrying(
-                    lambda: hf_hub_download(
-                        repo,
-                        "README.md",
-                        revision=revision,
-                        endpoint=self.settings.endpoint,
-                        token=self._token_arg,
-                        cache_dir=self.settings.cache_dir,
-                    )
+                # hf_hub_download retries transient failures itself (5 tries with backoff)
+                path = hf_hub_download(
+                    repo,
+                    "README.md",
+                    revision=revision,
+                    endpoint=self.settings.endpoint,
+                    token=self._token_arg,
+                    cache_dir=self.settings.cache_dir,
                 )
             except HfEntryNotFoundError as exc:
                 if isinstance(exc, LocalEntryNotFoundError):
@@ -249,15 +255,13 @@ class Hub:
             return None
         with self._mapped(repo, revision, "config.json"):
             try:
-                path = self._retrying(
-                    lambda: hf_hub_download(
-                        repo,
-                        "config.json",
-                        revision=revision,
-                        endpoint=self.settings.endpoint,
-                        token=self._token_arg,
-                        cache_dir=self.settings.cache_dir,
-                    )
+                path = hf_hub_download(
+                    repo,
+                    "config.json",
+                    revision=revision,
+                    endpoint=self.settings.endpoint,
+                    token=self._token_arg,
+                    cache_dir=self.settings.cache_dir,
                 )
             except (HfEntryNotFoundError, RepositoryNotFoundError, QpRevisionNotFoundError):
                 return None
@@ -279,16 +283,14 @@ class Hub:
     def download_file(self, repo: str, revision: str, path: str, local_dir: Path) -> Path:
         """A small file through huggingface_hub (also the path for Xet-backed files)."""
         with self._mapped(repo, revision, path):
-            out = self._retrying(
-                lambda: hf_hub_download(
-                    repo,
-                    path,
-                    revision=revision,
-                    endpoint=self.settings.endpoint,
-                    token=self._token_arg,
-                    local_dir=local_dir,
-                    cache_dir=self.settings.cache_dir,
-                )
+            out = hf_hub_download(
+                repo,
+                path,
+                revision=revision,
+                endpoint=self.settings.endpoint,
+                token=self._token_arg,
+                local_dir=local_dir,
+                cache_dir=self.settings.cache_dir,
             )
         return Path(out)
 

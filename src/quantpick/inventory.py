@@ -63,6 +63,8 @@ def load_config_file(path: Path) -> ModelShape:
         raise UsageError(f"{path} is not a config.json object", "give a model's config.json")
     try:
         return shape_from_config(data)
+    except QuantpickError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(
             f"{path} lacks what a model shape needs ({exc})", "give a transformer's config.json"
@@ -84,9 +86,11 @@ def from_card_file(path: Path, config: Path | None = None, repo: str | None = No
 def from_hub(
     hub: Hub, repo: str, revision: str | None = None, config: Path | None = None
 ) -> Inventory:
+    # the listing first: an API call that fails fast when the Hub is unreachable, where the card's
+    # download would sit through huggingface_hub's own retries
+    listing = hub.listing(repo)
     text = hub.card_text(repo, revision)
     card = parse_card(text or "", repo=repo)
-    listing = hub.listing(repo)
     variants = reconcile(card, listing)
     warnings: list[str] = []
     if text is None:
@@ -147,7 +151,8 @@ def _shape_from_hub(
             continue
         try:
             return shape_from_config(data), f"{repo}@{rev}/config.json"
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, QuantpickError):
+            # an unreadable config.json costs the formula estimate, not the listing
             continue
     return None, None
 

@@ -79,6 +79,22 @@ def ensure_dir(root: Path, rel: PurePosixPath | str = "") -> Path:
     return current
 
 
+def check_parents(root: Path, rel: PurePosixPath) -> None:
+    """Refuse (UsageError) a symlink or non-directory among ROOT/REL's existing parents."""
+    current = root
+    for part in rel.parent.parts:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise UsageError(
+                f"{current} is a symlink or not a directory; quantpick will not write through it",
+                "remove it or choose another --local-dir",
+            )
+
+
 def regular_file_stat(path: Path) -> os.stat_result | None:
     """lstat of a regular file; None for anything else (missing, symlink, directory)."""
     try:

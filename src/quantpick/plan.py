@@ -122,7 +122,7 @@ class FetchPlan(Record):
 def default_local_dir(repo: str, variant_name: str) -> Path:
     """./<repo-name>-<variant>, with anything that is not a plain file-name character replaced."""
     name = repo.rstrip("/").rpartition("/")[2]
-    variant = re.sub(r"\.gguf$", "", variant_name.rpartition("/")[2], flags=re.IGNORECASE)
+    variant = re.sub(r"\.gguf$", "", variant_name, flags=re.IGNORECASE)
     text = f"{name}-{variant}" if variant and variant != name else name
     text = re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).lstrip(".-") or "model"
     return Path(text[:200])
