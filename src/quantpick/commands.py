@@ -14,11 +14,20 @@ from typing import TYPE_CHECKING, Literal
 
 from quantpick.errors import NothingFitsError, UsageError
 from quantpick.inventory import Inventory, from_card_file, require_variants
-from quantpick.records import Budget, HubStatus, Variant
-from quantpick.results import ListResult, PickResult, card_info, listed
+from quantpick.records import Budget, HubStatus, Variant, VariantKind
+from quantpick.results import (
+    FetchResult,
+    FileOut,
+    ListResult,
+    PickResult,
+    VerifyResult,
+    card_info,
+    listed,
+)
 
 if TYPE_CHECKING:
     from quantpick.hub import Hub
+    from quantpick.plan import FetchPlan
     from quantpick.records import Recommendation
     from quantpick.render import Out
 
@@ -201,7 +210,7 @@ def pick_result(inv: Inventory, rec: Recommendation) -> PickResult:
     )
 
 
-def exit_if_nothing_fits(result: PickResult, out: Out) -> None:
+def exit_if_nothing_fits(result: PickResult, out: Out | None) -> None:
     from quantpick.units import format_gib
 
     if result.pick is not None:
@@ -227,3 +236,165 @@ def exit_if_nothing_fits(result: PickResult, out: Out) -> None:
 
 def downloadable(v: Variant) -> bool:
     return v.hub_status in (HubStatus.PRESENT, HubStatus.HUB_ONLY)
+
+
+@dataclass(frozen=True)
+class Choice:
+    branch: str | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchArgs:
+    local_dir: Path | None
+    revision: str | None
+    dry_run: bool
+    backend: str
+    max_workers: int
+
+
+def choose_variant(
+    inv: Inventory, choice: Choice, budget_args: BudgetArgs | None
+) -> tuple[Variant, Recommendation | None]:
+    """The named branch/file, or the recommendation; never a variant the Hub does not hold."""
+    from quantpick.errors import EntryNotFoundError, RevisionNotFoundError
+
+    named = choice.branch or choice.file
+    rec = None
+    if named is not None:
+        found = inv.find(named)
+        if found is None:
+            err = RevisionNotFoundError if choice.branch else EntryNotFoundError
+            raise err(f"{inv.repo} has no variant {named!r}")
+        variant = found
+    elif budget_args is not None:
+        rec = _recommend(inv, budget_args.budget())
+        if rec.pick is None:
+            exit_if_nothing_fits(pick_result(inv, rec), None)
+        assert rec.pick is not None
+        variant = rec.pick.variant
+    else:
+        raise UsageError(
+            "which variant? nothing chose one",
+            "give --vram and --ctx to let quantpick choose, or --branch / --file / REPO:BRANCH",
+        )
+    if variant.kind is VariantKind.REPO:
+        raise UsageError(
+            f"{variant.name} is a repository of its own", f"run: quantpick fetch {variant.name}"
+        )
+    if not downloadable(variant):
+        raise RevisionNotFoundError(
+            f"the card lists {variant.name!r} but the Hub does not have it",
+            f"run `quantpick list {inv.repo}` to see what exists",
+        )
+    return variant, rec
+
+
+def fetch(
+    spec: str,
+    choice: Choice,
+    budget_args: BudgetArgs | None,
+    config: Path | None,
+    hub_args: HubArgs,
+    opts: FetchArgs,
+    out: Out,
+) -> FetchResult:
+    from quantpick.download import execute
+    from quantpick.inventory import from_hub
+    from quantpick.plan import Backend, plan_fetch
+    from quantpick.transfer import TransferOptions
+
+    repo, spec_branch = split_repo(spec)
+    if spec_branch and (choice.branch or choice.file) and spec_branch != choice.branch:
+        raise UsageError(f"{spec} names a branch and so does --branch/--file", "give one of them")
+    choice = Choice(branch=choice.branch or spec_branch, file=choice.file)
+    try:
+        backend = Backend(opts.backend)
+    except ValueError:
+        forms = ", ".join(b.value for b in Backend)
+        raise UsageError(f"unknown backend {opts.backend!r}", f"use one of {forms}") from None
+    hub = hub_args.connect()
+    inv = from_hub(hub, repo, None, config)
+    variant, rec = choose_variant(inv, choice, budget_args)
+    plan = plan_fetch(hub, repo, variant, opts.revision, opts.local_dir, backend)
+    reasons = rec.reasons if rec else (f"{variant.name} named on the command line",)
+    if opts.dry_run:
+        return fetch_result(plan, reasons, dry_run=True, transferred=0)
+    estimate = rec.pick.estimate if rec and rec.pick else None
+    done = execute(
+        plan,
+        hub,
+        progress=out.progress(),
+        options=TransferOptions(max_workers=opts.max_workers),
+        estimate=estimate,
+        reasons=reasons,
+    )
+    return fetch_result(plan, reasons, dry_run=False, transferred=done.transferred_bytes)
+
+
+def fetch_result(
+    plan: FetchPlan, reasons: tuple[str, ...], *, dry_run: bool, transferred: int
+) -> FetchResult:
+    files = tuple(
+        FileOut(
+            path=f.path,
+            size_bytes=f.size_bytes,
+            sha256=f.sha256,
+            status=f"{f.state.value}, {f.backend.value}" if dry_run else "verified",
+        )
+        for f in plan.files
+    )
+    return FetchResult(
+        repo=plan.repo,
+        variant=plan.variant.name,
+        revision=plan.revision,
+        commit_sha=plan.commit_sha,
+        local_dir=str(plan.local_dir.resolve()),
+        dry_run=dry_run,
+        transferred_bytes=transferred,
+        missing_bytes=plan.missing_bytes if dry_run else 0,
+        files=files,
+        reasons=reasons,
+    )
+
+
+def verify(local_dir: Path) -> VerifyResult:
+    from quantpick.manifest import verify as verify_dir
+
+    report = verify_dir(local_dir, full=True)
+    statuses = (
+        [(p, "ok") for p in report.ok]
+        + [(p, "missing") for p in report.missing]
+        + [(p, "wrong size") for p in report.wrong_size]
+        + [(p, "wrong sha256") for p in report.wrong_hash]
+    )
+    sizes = {f.path: f for f in report.manifest.files} if report.manifest else {}
+    return VerifyResult(
+        local_dir=str(local_dir.resolve()),
+        ok=report.passed,
+        problem=report.problem,
+        files=tuple(
+            FileOut(
+                path=p,
+                size_bytes=sizes[p].size_bytes if p in sizes else 0,
+                sha256=sizes[p].sha256 if p in sizes else None,
+                status=s,
+            )
+            for p, s in sorted(statuses)
+        ),
+    )
+
+
+def exit_if_corrupt(result: VerifyResult) -> None:
+    from quantpick.errors import IntegrityError
+
+    if result.ok:
+        return
+    if result.problem:
+        raise IntegrityError(
+            f"cannot verify {result.local_dir}: {result.problem}",
+            "only a directory written by `quantpick fetch` has a manifest",
+        )
+    bad = [f"{f.path} ({f.status})" for f in result.files if f.status != "ok"]
+    shown = ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
+    raise IntegrityError(f"{len(bad)} files in {result.local_dir} are damaged: {shown}")

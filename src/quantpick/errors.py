@@ -1,4 +1,4 @@
-"""The QuantpickError tree. Each error carries the exit code scripts rely on and a hint for people."""
+"""The QuantpickError tree: each error carries the exit code scripts rely on and a hint."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ class Hub:
         self.settings = settings
         if not settings.verbose:
             # its retry notices ("Retrying in 8s") would break our one-line stderr contract
-            hf_logging.set_verbosity_error()
+            hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
         )
@@ -123,7 +123,7 @@ class Hub:
             raise
         except GatedRepoError:
             raise AuthError(f"{repo} is gated and this token has no access to it") from None
-        except RepositoryNotFoundError as exc:
+        except RepositoryNotFoundError:
             if token is None:
                 # without a token the Hub answers alike for a missing and a private repo
                 raise RepoNotFoundError(

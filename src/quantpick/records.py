@@ -1,4 +1,4 @@
-"""Typed records shared by every layer. No I/O here: these are values, validated once at the boundary."""
+"""Typed records shared by every layer. No I/O: values, validated once at the boundary."""
 
 from __future__ import annotations
 

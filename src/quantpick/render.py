@@ -12,10 +12,20 @@ import time
 from collections.abc import Iterable
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import Progress as RichBar
 from rich.table import Table
 from rich.text import Text
 
 from quantpick.errors import QuantpickError
+from quantpick.progress import NullProgress, PlainProgress, Progress
 from quantpick.records import GIB, HubStatus, Source, Variant, VariantKind
 from quantpick.results import (
     Envelope,
@@ -49,6 +59,14 @@ class Out:
     def interactive(self) -> bool:
         return self.stderr.is_terminal and not self.quiet
 
+    def progress(self) -> Progress:
+        """Bars on a terminal; a line per event with --verbose; otherwise nothing."""
+        if self.interactive:
+            return RichProgress(self.stderr)
+        if self.verbose and not self.quiet:
+            return PlainProgress(sys.stderr)
+        return NullProgress()
+
     def json(self, result: Envelope) -> None:
         sys.stdout.write(result.model_dump_json(by_alias=True, indent=2) + "\n")
         sys.stdout.flush()
@@ -79,12 +97,63 @@ def _width() -> int | None:
     return 160
 
 
+class RichProgress:
+    """Per-file bars and a total, with speed and ETA. Called from worker threads: rich locks."""
+
+    def __init__(self, console: Console) -> None:
+        self._bar = RichBar(
+            TextColumn("{task.description}", table_column=None),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._total: TaskID | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self, total_bytes: int, have_bytes: int, file_count: int) -> None:
+        self._bar.start()
+        self._total = self._bar.add_task(
+            f"total ({file_count} files)", total=total_bytes, completed=have_bytes
+        )
+
+    def file_started(self, path: str, size_bytes: int, have_bytes: int) -> None:
+        name = path if len(path) <= 40 else "…" + path[-39:]
+        self._tasks[path] = self._bar.add_task(name, total=size_bytes, completed=have_bytes)
+
+    def advance(self, path: str, nbytes: int) -> None:
+        task = self._tasks.get(path)
+        if task is not None:
+            self._bar.advance(task, nbytes)
+        if self._total is not None:
+            self._bar.advance(self._total, nbytes)
+
+    def file_done(self, path: str) -> None:
+        task = self._tasks.pop(path, None)
+        if task is not None:
+            self._bar.remove_task(task)
+
+    def note(self, path: str, message: str) -> None:
+        self._bar.console.print(Text(f"{path}: {message}", style="yellow"))
+
+    def finish(self) -> None:
+        self._bar.stop()
+
+
 def gib(n: int | None) -> str:
     return "?" if n is None else f"{n / GIB:.1f} GiB"
 
 
 def gb(n: int | None) -> str:
-    return "?" if n is None else f"{n / 1e9:.2f} GB"
+    """SI units, as the Hub shows file sizes."""
+    if n is None:
+        return "?"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
 
 
 def ctx(tokens: int) -> str:
@@ -241,13 +310,19 @@ def render_pick(out: Out, result: PickResult, *, name_only: bool) -> None:
 
 
 def render_fetch(out: Out, result: FetchResult) -> None:
+    for reason in result.reasons:
+        out.info(reason)
     if result.dry_run:
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("file", "size", "status"):
+        for col in ("file", "size (hub)", "state, backend"):
             table.add_column(col)
         for f in result.files:
             table.add_row(f.path, gb(f.size_bytes), f.status)
         out.stdout.print(table)
+        out.stdout.print(
+            f"{result.repo}@{result.revision} ({result.commit_sha[:12]}) -> {result.local_dir}: "
+            f"{gb(result.missing_bytes)} to transfer"
+        )
         return
     out.info(
         f"{result.repo}@{result.revision} ({result.commit_sha[:12]}): "
@@ -260,7 +335,8 @@ def render_verify(out: Out, result: VerifyResult) -> None:
     for f in result.files:
         if f.status != "ok":
             out.stderr.print(Text(f"{f.status}: {f.path}", style="red"))
-    out.line(("ok " if result.ok else "FAILED ") + result.local_dir)
+    if result.ok:
+        out.line(f"ok: {len(result.files)} files verified (sha256 and size) in {result.local_dir}")
 
 
 def _age(seconds: float) -> str:

@@ -93,6 +93,8 @@ class FetchResult(Envelope):
     local_dir: str
     dry_run: bool
     transferred_bytes: int
+    # with --dry-run: what a real run would still transfer
+    missing_bytes: int = 0
     files: tuple[FileOut, ...]
     reasons: tuple[str, ...] = ()
 
@@ -101,6 +103,8 @@ class VerifyResult(Envelope):
     schema_: Literal["quantpick/verify@1"] = Field("quantpick/verify@1", alias="schema")
     local_dir: str
     ok: bool
+    # why nothing could be checked (no manifest, unreadable manifest)
+    problem: str | None = None
     files: tuple[FileOut, ...]
 
 
