@@ -136,7 +136,11 @@ def load(
 def _recommend(inv: Inventory, budget: Budget) -> Recommendation:
     from quantpick.recommend import recommend
 
-    return recommend(inv.variants, inv.shape, budget, card_cache_mode=inv.card.vram_cache_mode)
+    variants = inv.variants
+    if inv.listing is not None:
+        # checked against the Hub: only what this repo really holds can be fetched from it
+        variants = tuple(v for v in variants if downloadable(v))
+    return recommend(variants, inv.shape, budget, card_cache_mode=inv.card.vram_cache_mode)
 
 
 def list_variants(

@@ -1,9 +1,9 @@
 """Budget + variants -> the best-quality variant that fits, with the reasons. Pure.
 
-Quality order: effective bits per weight, then head bits, then smaller GPTQ group, then act-order, then
-the card's own recommendation. A variant fits when its estimate is at most the budget's usable bytes:
-the GPUs' VRAM less ``reserve_bytes`` per GPU, less one more CUDA context per extra GPU (each GPU that
-holds layers pays its own).
+Quality order: effective bits per weight, then head bits, then smaller GPTQ group, then
+act-order, then the card's own recommendation. A variant fits when its estimate is at most the
+budget's usable bytes: the GPUs' VRAM less ``reserve_bytes`` per GPU, less one more CUDA context per
+extra GPU (each GPU that holds layers pays its own).
 """
 
 from __future__ import annotations
@@ -32,16 +32,19 @@ from quantpick.units import format_context, format_gib
 from quantpick.vram import cuda_context_bytes, default_runtime, estimate_vram, gguf_bits_per_weight
 from quantpick.vram import max_context_tokens as vram_max_context
 
-# Kept free on every GPU unless --reserve says otherwise: a desktop session (browser, compositor) holds
-# 0.3-0.5 GiB, and running a GPU to its last MiB invites out-of-memory on the first long prompt.
+# Kept free on every GPU unless --reserve says otherwise: a desktop session (browser, compositor)
+# holds 0.3-0.5 GiB, and running a GPU to its last MiB invites out-of-memory on the first long
+# prompt.
 DEFAULT_RESERVE_BYTES: Final = GIB // 2
 # an ungrouped GPTQ quant (group size None / -1) ranks below every grouped one
 _NO_GROUP: Final = 1 << 30
 
 
 def effective_bits(variant: Variant, shape: ModelShape | None = None) -> float | None:
-    """Bits per weight for ranking: the llama.cpp type's nominal bpw, else the card's or name's bits,
-    else the size over the parameter count."""
+    """Bits per weight for ranking.
+
+    The llama.cpp type's nominal bpw, else the card's or name's bits, else size over parameters.
+    """
     gguf = gguf_bits_per_weight(variant.quant_method or names.describe(variant.name).quant_method)
     if gguf is not None and variant.format in (Format.GGUF, Format.GGML, Format.OTHER):
         return gguf
@@ -156,8 +159,9 @@ def recommend(
 ) -> Recommendation:
     """The best-quality variant whose estimate fits the budget.
 
-    ``card_cache_mode``: the cache the card's VRAM figures assume (ModelCard.vram_cache_mode; fp16 when
-    the card does not say). Never raises for a variant it cannot size: that candidate just does not fit.
+    ``card_cache_mode``: the cache the card's VRAM figures assume (ModelCard.vram_cache_mode;
+    fp16 when the card does not say). Never raises for a variant it cannot size: that candidate
+    just does not fit.
     """
     mode = card_cache_mode or CacheMode.FP16
     ranked = sorted(variants, key=lambda v: (quality_key(v, shape), v.name), reverse=True)

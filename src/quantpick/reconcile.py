@@ -47,9 +47,21 @@ def reconcile(card: ModelCard, listing: RepoListing) -> tuple[Variant, ...]:
     claimed_files: set[str] = set()
     claimed_branches: set[str] = set()
     for v in card.variants:
-        if v.kind is VariantKind.REPO or (v.repo is not None and v.repo.lower() != own):
+        if v.kind is VariantKind.REPO:
             out.append(v)
             continue
+        if v.repo is not None and v.repo.lower() != own:
+            here = (
+                v.name in branches
+                if v.kind is VariantKind.BRANCH
+                else bool(main and _files_of(v, main.files))
+            )
+            if not here:
+                # the card describes another repo's quants (an original model's card)
+                out.append(v)
+                continue
+            # a card copied from, or links left over from, a renamed repo: the variant is here
+            v = v.model_copy(update={"repo": None})
         if v.kind is VariantKind.BRANCH:
             claimed_branches.add(v.name)
             out.append(_check_branch(v, branches.get(v.name)))

@@ -1,8 +1,8 @@
-"""config.json -> ModelShape, and the parameter count a shape implies. Pure: the caller reads the file.
+"""config.json -> ModelShape, and the parameter count a shape implies. Pure: the caller reads files.
 
 Config keys differ by family (``n_layer`` in old Falcon, ``num_local_experts`` in Mixtral,
-``num_experts`` in Qwen-MoE, ``text_config`` in vision-language models); this module knows the aliases so
-nothing else has to.
+``num_experts`` in Qwen-MoE, ``text_config`` in vision-language models); this module knows the
+aliases so nothing else has to.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _FAMILY_DEFAULTS: Final[Mapping[str, Mapping[str, object]]] = {
 # families whose MLP is up -> act -> down (two matrices) rather than gated (three)
 _UNGATED_MLP: Final = frozenset({"falcon", "phi", "gpt2", "gpt_neox", "gpt_bigcode", "starcoder2"})
 # families that tie the output head to the embedding unless the config says otherwise
-_TIED_BY_DEFAULT: Final = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text"})
+_TIED_BY_DEFAULT: Final = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text", "falcon"})
 
 _LAYERS: Final = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _HIDDEN: Final = ("hidden_size", "d_model", "n_embd", "dim")
@@ -50,7 +50,7 @@ _MAX_CONTEXT: Final = ("max_position_embeddings", "n_positions", "max_seq_len", 
 
 
 def _merged(config: Mapping[str, object]) -> dict[str, object]:
-    """A VL model keeps its language model under text_config; top-level keys fill what it leaves out."""
+    """A VL model keeps its language model under text_config; top-level keys fill the gaps."""
     text = config.get("text_config")
     merged = {key: value for key, value in config.items() if key != "text_config"}
     if isinstance(text, Mapping):
@@ -77,7 +77,7 @@ def _required(config: Mapping[str, object], keys: tuple[str, ...]) -> int:
     value = _int(config, keys)
     if value is None:
         raise UsageError(
-            f"config.json lacks {keys[0]} (also looked for {', '.join(keys[1:]) or 'nothing else'})",
+            f"config.json lacks {keys[0]} (also looked for {', '.join(keys[1:]) or 'no alias'})",
             hint="pass the model's own config.json with --config FILE",
         )
     return value

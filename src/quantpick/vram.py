@@ -2,10 +2,10 @@
 
 Three provenances, best first:
 
-* ``card``: the card states a figure at this context (and cache mode) for the runtime it was made with;
-* ``card-fit``: the card states figures at other contexts; a line through them (checked against the KV
-  cache formula, because hand-entered tables have errors) answers for this one;
-* ``formula``: weights + KV cache + the runtime's buffers + the CUDA context, from the model's shape.
+* ``card``: the card states a figure at this context (and cache mode) for the runtime it assumes;
+* ``card-fit``: the card states figures at other contexts; a line through them (checked against the
+  KV cache formula, because hand-entered tables have errors) answers for this one;
+* ``formula``: weights + KV cache + the runtime's buffers + the CUDA context, from the shape.
 
 VRAM figures are binary (GiB); card file sizes are SI bytes already converted by the parser.
 """
@@ -42,8 +42,9 @@ FP16_BYTES: Final = 2
 FP32_BYTES: Final = 4
 
 # --- KV cache: bytes per cached element, (K, V) ---------------------------------------------------
-# fp16/fp8 by definition; q8/q4 are llama.cpp's q8_0/q4_0 blocks (32 values + one fp16 scale: 34/32 and
-# 18/32 bytes), which exllamav2's Q8/Q4 caches match; exllamav2's Q6 cache keeps K at 8 bits, V at 4.
+# fp16/fp8 by definition; q8/q4 are llama.cpp's q8_0/q4_0 blocks (32 values + one fp16 scale: 34/32
+# and 18/32 bytes), which exllamav2's Q8/Q4 caches match; exllamav2's Q6 cache keeps K at 8 bits, V
+# at 4.
 _Q8_BYTES: Final = 34 / 32
 _Q4_BYTES: Final = 18 / 32
 KV_BYTES_PER_ELEMENT: Final[Mapping[CacheMode, tuple[float, float]]] = {
@@ -58,17 +59,18 @@ KV_BYTES_PER_ELEMENT: Final[Mapping[CacheMode, tuple[float, float]]] = {
 # nvidia-smi "used" minus torch's peak reserved: 0.679-0.687 GiB on every row of
 # ../shared/gpu/transformers_fp16_h100.json (H100, torch 2.11); every torch-based runtime pays it.
 TORCH_CUDA_CONTEXT_BYTES: Final = round(0.69 * GIB)
-# llama.cpp loads no torch: the bare CUDA context plus cuBLAS handles. Not measured here; 0.5 GiB is an
-# upper figure for recent drivers with lazy module loading (llama.cpp issue reports: 0.3-0.5 GiB).
+# llama.cpp loads no torch: the bare CUDA context plus cuBLAS handles. Not measured here; 0.5 GiB is
+# an upper figure for recent drivers with lazy module loading (llama.cpp issue reports: 0.3-0.5
+# GiB).
 LLAMACPP_CUDA_CONTEXT_BYTES: Final = GIB // 2
 
-# --- exllamav2 (source: exllamav2 config.py / mlp.py / attn.py scratch sizes) ----------------------
+# --- exllamav2 (source: exllamav2 config.py / mlp.py / attn.py scratch sizes) ---------------------
 # ExLlamaV2Config.max_input_len: prefill runs in chunks of this many tokens
 EXLLAMAV2_CHUNK_TOKENS: Final = 2048
 # exl2 converter's default head (lm_head) precision when the name does not say (convert.py -hb 6)
 EXL2_DEFAULT_HEAD_BITS: Final = 6.0
 
-# --- transformers (measured: ../shared/gpu/transformers_fp16_h100.json, batch 1, SDPA) ---------------
+# --- transformers (measured: ../shared/gpu/transformers_fp16_h100.json, batch 1, SDPA) ------------
 # peak_alloc - weights - KV per prompt token, per unit of intermediate_size: 8.32-9.02 over 12 rows
 TRANSFORMERS_PREFILL_BYTES_PER_TOKEN_PER_FFN: Final = 9.0
 # peak_reserved - peak_alloc (allocator fragmentation) fitted over the same 12 rows as
@@ -76,17 +78,19 @@ TRANSFORMERS_PREFILL_BYTES_PER_TOKEN_PER_FFN: Final = 9.0
 TRANSFORMERS_ALLOCATOR_GAP_KV_FRACTION: Final = 0.31
 TRANSFORMERS_ALLOCATOR_GAP_BYTES_PER_TOKEN_PER_FFN: Final = 1.38
 
-# --- llama.cpp (source: llama.cpp graph reservation for one ubatch, flash attention on by default) ---
+# --- llama.cpp (source: llama.cpp graph reservation for one ubatch, flash attention on by default)
 # llama_context_params.n_ubatch default
 LLAMACPP_UBATCH_TOKENS: Final = 512
 # worst-case compute graph per ubatch token: fp32 logits over the vocab, gate/up/act FFN rows, and a
-# handful of hidden-size rows (norms, residual, Q/K/V/O) - counted as 3 x ffn + 16 x hidden fp32 values
+# handful of hidden-size rows (norms, residual, Q/K/V/O) - counted as 3 x ffn + 16 x hidden fp32
+# values
 LLAMACPP_FFN_ROWS: Final = 3
 LLAMACPP_HIDDEN_ROWS: Final = 16
-# the fp16 KQ mask: context x ubatch, the one compute tensor that grows with context under flash attention
+# the fp16 KQ mask: context x ubatch, the one compute tensor that grows with context under flash
+# attention
 LLAMACPP_MASK_BYTES: Final = FP16_BYTES
 
-# --- vLLM (source: vLLM EngineArgs defaults) --------------------------------------------------------
+# --- vLLM (source: vLLM EngineArgs defaults) ------------------------------------------------------
 # the share of the GPU vLLM takes; everything it needs must fit inside it
 VLLM_GPU_MEMORY_UTILIZATION: Final = 0.9
 # the profiling run pushes max_num_batched_tokens through the model (V1 default for offline use)
@@ -96,13 +100,15 @@ VLLM_MAX_NUM_SEQS: Final = 256
 # CUDA graphs captured for decode batch sizes (vLLM logs 0.3-1 GiB on 7B-70B models)
 VLLM_CUDA_GRAPH_BYTES: Final = GIB // 2
 
-# --- card-fit --------------------------------------------------------------------------------------
-# a card's per-token growth this far from the KV formula's is reported: rounding to 0.1 GB over a 12k-token
-# step already moves the slope by ~7%, so only larger gaps mean a wrong table or another cache mode
+# --- card-fit -------------------------------------------------------------------------------------
+# a card's per-token growth this far from the KV formula's is reported: rounding to 0.1 GB over a
+# 12k-token step already moves the slope by ~7%, so only larger gaps mean a wrong table or another
+# cache mode
 SLOPE_TOLERANCE: Final = 0.25
 
 # GGUF/GGML effective bits per weight of each llama.cpp type mix, embeddings and output included:
-# file bytes x 8 / parameters of llama.cpp quantize's reference models; i-quants as quantize lists them.
+# file bytes x 8 / parameters of llama.cpp quantize's reference models; i-quants as quantize lists
+# them.
 GGUF_BITS_PER_WEIGHT: Final[Mapping[str, float]] = {
     "F32": 32.0,
     "F16": 16.0,
@@ -176,7 +182,7 @@ def gguf_bits_per_weight(quant_method: str | None) -> float | None:
     return None
 
 
-# --- KV cache ---------------------------------------------------------------------------------------
+# --- KV cache -------------------------------------------------------------------------------------
 
 
 def _caps_sliding_window(runtime: Runtime) -> bool:
@@ -212,14 +218,14 @@ def kv_cache_bytes(
     return round(total)
 
 
-# --- runtime buffers ----------------------------------------------------------------------------------
+# --- runtime buffers ------------------------------------------------------------------------------
 
 
 def _exllamav2_buffers(shape: ModelShape, context_tokens: int) -> int:
     chunk = min(context_tokens, EXLLAMAV2_CHUNK_TOKENS)
     logits = shape.vocab_size * chunk * FP32_BYTES
-    # one scratch area shared by all modules, sized for the largest: the MLP's temp_state/temp_a/temp_b
-    # plus the fp16 dequantization buffer for its largest matrix
+    # one scratch area shared by all modules, sized for the largest: the MLP's
+    # temp_state/temp_a/temp_b plus the fp16 dequantization buffer for its largest matrix
     mlp = chunk * (2 * shape.hidden_size + 2 * shape.intermediate_size) * FP16_BYTES
     dequant = shape.hidden_size * shape.intermediate_size * FP16_BYTES
     attention = (
@@ -291,7 +297,7 @@ def _gross_up(runtime: Runtime, needed: int) -> int:
     return needed
 
 
-# --- weights ----------------------------------------------------------------------------------------
+# --- weights --------------------------------------------------------------------------------------
 
 
 def weight_bits(variant: Variant) -> tuple[float | None, tuple[str, ...]]:
@@ -301,7 +307,7 @@ def weight_bits(variant: Variant) -> tuple[float | None, tuple[str, ...]]:
     if stated is not None and named is not None and abs(stated - named) > 1e-6:
         return max(stated, named), (
             f"the card says {stated:g} bits but the name {variant.name} says {named:g}; "
-            f"sized at {max(stated, named):g}",
+            "sizing from bits uses the larger",
         )
     return (stated if stated is not None else named), ()
 
@@ -331,7 +337,7 @@ def _bits_weights_bytes(variant: Variant, shape: ModelShape, runtime: Runtime) -
 def weights_bytes(
     variant: Variant, shape: ModelShape | None, runtime: Runtime
 ) -> tuple[int, Source] | None:
-    """Bytes of weights on the GPU: the Hub's real file sizes, else the card's, else bits x parameters."""
+    """Weights on the GPU: the Hub's real file sizes, else the card's, else bits x parameters."""
     if variant.size_bytes is not None:
         size = variant.size_bytes
         if runtime is Runtime.EXLLAMAV2 and shape is not None:
@@ -344,7 +350,7 @@ def weights_bytes(
     return None if estimated is None else (estimated, Source.ESTIMATE)
 
 
-# --- card figures -------------------------------------------------------------------------------------
+# --- card figures ---------------------------------------------------------------------------------
 
 
 def _card_points(
@@ -379,7 +385,7 @@ def _card_fit(
     context_tokens: int,
     formula_growth: Callable[[int, int], float] | None,
 ) -> tuple[float, tuple[str, ...]]:
-    """Interpolate between the bracketing figures; extrapolate from the nearest by the formula's growth.
+    """Interpolate between bracketing figures; extrapolate from the nearest by the formula's growth.
 
     ``formula_growth(a, b)`` is what the formula adds from context a to b (KV cache and buffers).
     """
@@ -393,9 +399,9 @@ def _card_fit(
         formula_slope = formula_growth(lo, hi) / (hi - lo)
         if formula_slope > 0 and abs(card_slope - formula_slope) > SLOPE_TOLERANCE * formula_slope:
             warnings.append(
-                f"the card's figures grow {card_slope * 1024 / GIB:.3f} GiB per 1k tokens but the KV "
-                f"cache formula says {formula_slope * 1024 / GIB:.3f}: the table may have an error or "
-                "assume another cache mode; the larger estimate is used"
+                f"the card's figures grow {card_slope * 1024 / GIB:.3f} GiB per 1k tokens but "
+                f"the KV cache formula says {formula_slope * 1024 / GIB:.3f}: the table may have "
+                "an error or assume another cache mode; the larger estimate is used"
             )
         else:
             card_slope = None  # they agree: the formula is the more precise of the two
@@ -411,7 +417,7 @@ def _card_fit(
         guesses.append(anchor_bytes + card_slope * (context_tokens - anchor_ctx))
     if not guesses and context_tokens < anchor_ctx:
         warnings.append(
-            f"only the card's figure at {anchor_ctx} tokens is known: an over-estimate at this context"
+            f"only the card's figure at {anchor_ctx} tokens is known: an over-estimate here"
         )
         return anchor_bytes, tuple(warnings)
     if not guesses:
@@ -422,7 +428,7 @@ def _card_fit(
     return max(guesses), tuple(warnings)
 
 
-# --- the estimate -----------------------------------------------------------------------------------
+# --- the estimate ---------------------------------------------------------------------------------
 
 
 def estimate_vram(
@@ -436,7 +442,7 @@ def estimate_vram(
 ) -> Estimate:
     """VRAM for one variant at one context length.
 
-    ``card_cache_mode`` is the cache the card's plain VRAM figures assume (ModelCard.vram_cache_mode).
+    ``card_cache_mode``: the cache the card's plain figures assume (ModelCard.vram_cache_mode).
     Raises MissingShapeError when the card has no usable figure and ``shape`` is None.
     """
     if context_tokens < 1:
@@ -575,7 +581,7 @@ def _from_formula(
     )
 
 
-# --- the inverse question ----------------------------------------------------------------------------
+# --- the inverse question -------------------------------------------------------------------------
 
 # where no model maximum is known, the search stops here (1M tokens)
 MAX_CONTEXT_SEARCH_TOKENS: Final = 1 << 20
