@@ -6,13 +6,19 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
-from quantpick import commands, render
 from quantpick.errors import ExitCode, QuantpickError
-from quantpick.render import Out
+
+# Imported lazily inside the commands: `--help` and completion must not pay for pydantic models,
+# rich or huggingface_hub (a CLI called in shell loops has to start fast).
+if TYPE_CHECKING:
+    from quantpick.render import Out
+
+# The default VRAM kept free per GPU (GiB): a desktop session and the driver's own headroom.
+DEFAULT_RESERVE = "0.5"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -133,17 +139,24 @@ def handled(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        out = Out(quiet=bool(kwargs.get("quiet")))
         try:
             return fn(*args, **kwargs)
         except QuantpickError as err:
-            out.error(err)
+            _out(quiet=False).error(err)
             raise typer.Exit(int(err.exit_code)) from None
         except KeyboardInterrupt:
-            out.error(QuantpickError("interrupted", "run the same command again to resume"))
+            _out(quiet=False).error(
+                QuantpickError("interrupted", "run the same command again to resume")
+            )
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
     return wrapper
+
+
+def _out(*, quiet: bool, verbose: bool = False) -> Out:
+    from quantpick.render import Out
+
+    return Out(quiet=quiet, verbose=verbose)
 
 
 @app.command("list")
@@ -156,7 +169,7 @@ def list_cmd(
     ctx: CtxOpt = None,
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
-    reserve: ReserveOpt = commands.DEFAULT_RESERVE,
+    reserve: ReserveOpt = DEFAULT_RESERVE,
     config: ConfigOpt = None,
     json: JsonOpt = False,
     token: TokenOpt = None,
@@ -167,7 +180,9 @@ def list_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show a repo's quantized variants: the card's table, checked against the Hub."""
-    out = Out(quiet=quiet, verbose=verbose)
+    from quantpick import commands, render
+
+    out = render.Out(quiet=quiet, verbose=verbose)
     hub = commands.HubArgs(endpoint, token, cache_dir, offline, verbose)
     budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve) if vram else None
     result = commands.list_variants(repo, card, revision, config, hub, budget, out)
@@ -187,7 +202,7 @@ def pick_cmd(
     ctx: CtxOpt = None,
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
-    reserve: ReserveOpt = commands.DEFAULT_RESERVE,
+    reserve: ReserveOpt = DEFAULT_RESERVE,
     config: ConfigOpt = None,
     json: JsonOpt = False,
     token: TokenOpt = None,
@@ -198,7 +213,9 @@ def pick_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Print only the best variant's name that fits (for BRANCH=$(quantpick pick ...))."""
-    out = Out(quiet=quiet, verbose=verbose)
+    from quantpick import commands, render
+
+    out = render.Out(quiet=quiet, verbose=verbose)
     hub = commands.HubArgs(endpoint, token, cache_dir, offline, verbose)
     budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = commands.pick(repo, card, revision, config, hub, budget, out)
@@ -221,7 +238,7 @@ def fetch_cmd(
     ctx: CtxOpt = None,
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
-    reserve: ReserveOpt = commands.DEFAULT_RESERVE,
+    reserve: ReserveOpt = DEFAULT_RESERVE,
     config: ConfigOpt = None,
     local_dir: Annotated[
         Path | None,
@@ -251,7 +268,9 @@ def fetch_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Choose (or take) a variant and download exactly its files, verified; prints the path last."""
-    out = Out(quiet=quiet, verbose=verbose)
+    from quantpick import commands, render
+
+    out = render.Out(quiet=quiet, verbose=verbose)
     hub = commands.HubArgs(endpoint, token, cache_dir, False, verbose)
     budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve) if vram else None
     choice = commands.Choice(branch=branch, file=file)
@@ -268,7 +287,9 @@ def verify_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Re-check every file of a fetched variant against its manifest (sizes and sha256)."""
-    out = Out(quiet=quiet)
+    from quantpick import commands, render
+
+    out = render.Out(quiet=quiet)
     result = commands.verify(local_dir)
     out.json(result) if json else render.render_verify(out, result)
     commands.exit_if_corrupt(result)

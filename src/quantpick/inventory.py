@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quantpick.card_parser import parse_card
 from quantpick.errors import CardError, QuantpickError, UsageError
-from quantpick.hub import Hub
 from quantpick.reconcile import branch_is_variant, reconcile
 from quantpick.records import (
     HubStatus,
@@ -20,6 +20,9 @@ from quantpick.records import (
     VariantKind,
 )
 from quantpick.shape import shape_from_config
+
+if TYPE_CHECKING:
+    from quantpick.hub import Hub
 
 
 class Inventory(Record):

@@ -176,7 +176,9 @@ def gguf_bits_per_weight(quant_method: str | None) -> float | None:
     for suffix, bonus in _GGUF_SUFFIX_BONUS.items():
         base = key.removesuffix(suffix)
         if base != key:
-            for candidate in (base, f"{base}_M", f"{base}_L"):
+            # Q3_K_XL is Q3_K_L with Q8_0 embeddings; Q5_K_L is Q5_K(_M) with them
+            order = (f"{base}_L", base) if suffix == "_XL" else (base, f"{base}_M")
+            for candidate in order:
                 if candidate in GGUF_BITS_PER_WEIGHT:
                     return GGUF_BITS_PER_WEIGHT[candidate] + bonus
     return None
