@@ -107,7 +107,7 @@ def test_cache_modes(text: str, expected: CacheMode) -> None:
 
 
 def test_cache_mode_rejected() -> None:
-    with pytest.raises(UsageError, match="accepted forms: .*q4_0"):
+    with pytest.raises(UsageError, match=r"accepted forms: .*q4_0"):
         parse_cache_mode("q3")
 
 

@@ -111,7 +111,9 @@ def test_card_fit_extrapolates_by_the_kv_formula(mixtral: ModelShape) -> None:
     estimate = estimate_vram(CEREBRUM_3_5, mixtral, 65536)
     assert estimate.provenance is Provenance.CARD_FIT
     # exllamav2's buffers stop growing past one 2048-token chunk: only the KV cache grows
-    assert estimate.vram_bytes == pytest.approx(25.0 * GIB + 32768 * MIXTRAL_FP16_KV_PER_TOKEN, abs=1)
+    assert estimate.vram_bytes == pytest.approx(
+        25.0 * GIB + 32768 * MIXTRAL_FP16_KV_PER_TOKEN, abs=1
+    )
     assert estimate.warnings == ()
 
 
@@ -337,7 +339,9 @@ def test_transformers_profile_against_h100_measurements() -> None:
         (CacheMode.Q4, 0.5625),
     ],
 )
-def test_cache_mode_bytes_per_element(mixtral: ModelShape, mode: CacheMode, per_element: float) -> None:
+def test_cache_mode_bytes_per_element(
+    mixtral: ModelShape, mode: CacheMode, per_element: float
+) -> None:
     elements = 32768 * 2 * 32 * 8 * 128
     assert kv_cache_bytes(mixtral, 32768, mode, Runtime.LLAMACPP) == round(elements * per_element)
 

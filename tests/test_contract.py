@@ -1,0 +1,163 @@
+"""The scripting contract: committed JSON Schemas, every exit code from a real run, TTY manners."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+from filelock import FileLock
+
+from qp import EXAMPLES, REPO_ROOT, run_qp
+from quantpick.schema import ENVELOPES, schema_text
+from quantpick.testing.builder import make_repo
+from quantpick.testing.faults import Fault
+from quantpick.testing.server import HubServer
+
+SCHEMAS = REPO_ROOT / "docs" / "schema"
+EXL2 = EXAMPLES / "cards" / "demo__Mixtral-8x7B-Instruct-exl2.md"
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize("name", sorted(ENVELOPES))
+def test_committed_schema_matches_the_code(name: str) -> None:
+    committed = (SCHEMAS / f"{name}.schema.json").read_text()
+    assert committed == schema_text(ENVELOPES[name]), "run: python -m quantpick.schema docs/schema"
+
+
+def _validate(kind: str, stdout: str) -> dict[str, object]:
+    doc = json.loads(stdout)
+    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert doc["schema"] == f"quantpick/{kind}@1"
+    return doc  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def qhub(tmp_path: Path) -> Iterator[HubServer]:
+    root = tmp_path / "hub"
+    branches: dict[str, dict[str, bytes | str | int]] = {"main": {"measurement.json": "{}"}}
+    for b in ("6_5", "5_0", "4_25", "3_5", "3_0"):
+        branches[b] = {"model.safetensors": os.urandom(3 * MIB)}
+    make_repo(root, "demo/mix-exl2", branches, readme=EXL2.read_text())
+    with HubServer(root) as server:
+        yield server
+
+
+def _env(server: HubServer, tmp_path: Path) -> dict[str, str]:
+    return {"HF_ENDPOINT": server.endpoint, "HF_HOME": str(tmp_path / "hf")}
+
+
+def test_real_outputs_validate_against_schemas(qhub: HubServer, tmp_path: Path) -> None:
+    env = _env(qhub, tmp_path)
+    budget = ("--vram", "24", "--ctx", "16k")
+    _validate("list", run_qp("list", "--card", EXL2, "--json").stdout)
+    _validate("list", run_qp("list", "demo/mix-exl2", *budget, "--json", env=env).stdout)
+    _validate("pick", run_qp("pick", "demo/mix-exl2", *budget, "--json", env=env).stdout)
+    _validate("pick", run_qp("pick", "--card", EXL2, "--vram", "8", "--json").stdout)
+    r = run_qp("fetch", "demo/mix-exl2", *budget, "--json", env=env, cwd=tmp_path)
+    doc = _validate("fetch", r.stdout)
+    _validate("fetch", run_qp("fetch", "demo/mix-exl2:3_0", "--dry-run", "--json", env=env).stdout)
+    _validate("verify", run_qp("verify", str(doc["local_dir"]), "--json").stdout)
+
+
+def test_no_gpu_for_vram_auto_exits_11(tmp_path: Path) -> None:
+    r = run_qp("pick", "--card", EXL2, "--vram", "auto", env={"PATH": str(tmp_path)})
+    assert r.returncode == 11
+    assert r.stderr.startswith("error: ")
+    assert "--vram 24" in r.stderr
+
+
+def test_locked_directory_exits_10(qhub: HubServer, tmp_path: Path) -> None:
+    target = tmp_path / "locked"
+    (target / ".quantpick").mkdir(parents=True)
+    with FileLock(str(target / ".quantpick" / "lock")):
+        r = run_qp("fetch", "demo/mix-exl2:3_0", "--local-dir", target, env=_env(qhub, tmp_path))
+    assert r.returncode == 10, r.stderr
+    assert r.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_fetch_exits_130_or_143_and_resumes(
+    qhub: HubServer, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    # a slow drip keeps the transfer in flight long enough to be interrupted mid-file
+    qhub.faults.add("*/model.safetensors", Fault(rate_bps=64 * 1024))
+    env = {**os.environ, **_env(qhub, tmp_path), "HF_HUB_DISABLE_UPDATE_CHECK": "1"}
+    target = tmp_path / "sig"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "quantpick",
+            "fetch",
+            "demo/mix-exl2:3_0",
+            "--local-dir",
+            str(target),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _partial_bytes(target):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert not (target / "model.safetensors").exists()
+    assert "error: " in err
+    qhub.faults.clear()
+    again = run_qp("fetch", "demo/mix-exl2:3_0", "--local-dir", target, env=_env(qhub, tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert run_qp("verify", target).returncode == 0
+
+
+def _partial_bytes(target: Path) -> int:
+    state = target / ".quantpick"
+    if not state.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in state.rglob("*") if p.is_file() and p.name != "lock")
+
+
+def test_no_ansi_when_piped_even_with_force_terminal_unset(tmp_path: Path) -> None:
+    for args in (("list", "--card", str(EXL2)), ("pick", "--card", str(EXL2), "--vram", "8")):
+        r = run_qp(*args)
+        assert "\x1b[" not in r.stdout + r.stderr
+
+
+def test_no_color_is_honoured_on_a_terminal() -> None:
+    r = run_qp(
+        "list", "--card", EXL2, env={"NO_COLOR": "1", "TTY_COMPATIBLE": "1", "FORCE_COLOR": ""}
+    )
+    assert "\x1b[3" not in r.stdout
+
+
+def test_quiet_silences_warnings() -> None:
+    card = REPO_ROOT / "tests" / "fixtures" / "cards"
+    noisy = run_qp("list", "--card", EXL2)
+    quiet = run_qp("list", "--card", EXL2, "--quiet")
+    assert quiet.returncode == noisy.returncode == 0
+    assert quiet.stderr == ""
+    assert card.is_dir()
+
+
+def test_env_defaults_for_flags() -> None:
+    r = run_qp(
+        "pick",
+        "--card",
+        EXL2,
+        "--reserve",
+        "0",
+        env={"QUANTPICK_VRAM": "24", "QUANTPICK_CTX": "16k"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "3_5\n"
