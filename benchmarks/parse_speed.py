@@ -1,4 +1,7 @@
-"""Parse time of a ~100 KB model card (target: well under 50 ms). Run: python benchmarks/parse_speed.py"""
+"""Parse time of a ~100 KB model card; the target is well under 50 ms.
+
+Run: python benchmarks/parse_speed.py [--kib 100] [--runs 30]
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ model = AutoModelForCausalLM.from_pretrained("someone/model")
 
 def build_card(target_bytes: int) -> str:
     """Every fixture card once (all the variant layouts), then benchmark and chat filler."""
-    parts = [split_front_matter(p.read_text(encoding="utf-8"))[1] for p in sorted(FIXTURES.glob("*.md"))]
+    parts = [
+        split_front_matter(p.read_text(encoding="utf-8"))[1] for p in sorted(FIXTURES.glob("*.md"))
+    ]
     text = "\n\n".join(parts)
     while len(text.encode()) < target_bytes:
         text += _FILLER

@@ -30,8 +30,9 @@ CELLS = st.one_of(
     st.sampled_from(
         [
             "6_5", "main", "4.0bpw_h8", "gptq-4bit-32g-actorder_True", "x.Q4_K_M.gguf", "?", "",
-            "None", "Yes", "False", "~3.2 GB", "624 MB", "4.1 GiB", "74.98GB", "-1", "**recommended**",
-            "*not* recommended", "👈 my recommendation", "recommended over Q2_K", r"a \| b",
+            "None", "Yes", "False", "~3.2 GB", "624 MB", "4.1 GiB", "74.98GB", "-1",
+            "**recommended**", "*not* recommended", "👈 my recommendation", "recommended over Q2_K",
+            r"a \| b",
             "[6_5](https://huggingface.co/a/b/tree/6_5)",
             "[GGUF](https://huggingface.co/a/b/resolve/main/x.i1-IQ3_XS.gguf)",
             "[x.gguf](https://huggingface.co/a/b/tree/main/x-Q8_0)",

@@ -91,7 +91,7 @@ def test_memory_figures_are_gib_by_context(case: tuple[dict[str, Any], list[Vari
     got = {v.name: v for v in variants}
     for want in expected["variants"]:
         v = got[want["name"]]
-        vram: dict[int | None, int] = dict(v.vram_bytes)
+        vram: dict[int | None, int] = dict(v.vram_bytes.items())
         if v.vram_unspecified_bytes is not None:
             vram[None] = v.vram_unspecified_bytes
         wanted = _memory(want["vram_gb"])

@@ -1,7 +1,8 @@
 """A quantizer's model card (markdown) -> ModelCard with typed variants. Pure: no I/O.
 
-Layers: card_markdown (tokens), card_values (one cell's meaning), card_tables (variant tables),
-card_links (link lists, Hub URLs), names (what a name says). This module reads what the prose says
+Layers: card_markdown (tokens), card_values (one cell's meaning), card_columns (which table is a
+variant table), card_tables (one variant per row), card_checks (contradictions), card_links (link
+lists, Hub URLs), names (what a name says). This module reads what the prose says
 about the tables (context of VRAM figures, rules like "for 32k add ~2 GB", recommendations) and
 falls back from tables to link lists to other repos.
 """
@@ -12,9 +13,10 @@ import re
 from dataclasses import dataclass
 
 from quantpick import card_values as cv
+from quantpick.card_columns import is_variant_header
 from quantpick.card_links import block_links, branch_and_file_variants, repo_variants
 from quantpick.card_markdown import Block, front_matter_list, parse_document, parse_inline
-from quantpick.card_tables import CardContext, is_variant_header, table_variants
+from quantpick.card_tables import CardContext, table_variants
 from quantpick.names import describe
 from quantpick.records import CacheMode, Format, ModelCard, Variant
 

@@ -1,101 +1,23 @@
-"""Variant tables: what each column means, and one Variant per row.
-
-A table is a variant table when it has a column naming the variant (Branch, Name, Filename, Link,
-Quant) and a column describing one (Bits, Size, VRAM, ...); benchmark and hyper-parameter tables
-have neither and are skipped whole.
-"""
+"""One Variant per row of a variant table (see card_columns for which tables those are)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
-from functools import lru_cache
 
 from quantpick import card_values as cv
+from quantpick.card_checks import flag_size_order
+from quantpick.card_columns import Col, Column, classify, ident_column
 from quantpick.card_links import HubTarget, TargetKind, foreign_repo, hub_target, repo_format
 from quantpick.card_markdown import Inline, Table, parse_inline
 from quantpick.names import NameInfo, describe
 from quantpick.records import CacheMode, Format, Role, Source, Variant, VariantKind
 
-
-class Col(StrEnum):
-    BRANCH = "branch"
-    NAME = "name"
-    LINK = "link"
-    QUANT_ID = "quant_id"
-    QUANT = "quant"
-    BITS = "bits"
-    HEAD_BITS = "head_bits"
-    GROUP = "group"
-    ACT_ORDER = "act_order"
-    DAMP = "damp"
-    DATASET = "dataset"
-    SEQ_LEN = "seq_len"
-    SIZE = "size"
-    VRAM = "vram"
-    RAM = "ram"
-    CACHE = "cache"
-    FILES = "files"
-    SPLIT = "split"
-    EXLLAMA = "exllama"
-    MADE_WITH = "made_with"
-    DESC = "desc"
-    OTHER = "other"
-
-
-_IDENT_PRIORITY = (Col.BRANCH, Col.NAME, Col.LINK, Col.QUANT_ID)
-_DESCRIBING = {
-    Col.QUANT,
-    Col.BITS,
-    Col.HEAD_BITS,
-    Col.GROUP,
-    Col.SIZE,
-    Col.VRAM,
-    Col.RAM,
-    Col.CACHE,
-    Col.FILES,
-}
-_RULES: tuple[tuple[re.Pattern[str], Col], ...] = tuple(
-    (re.compile(pattern), col)
-    for pattern, col in (
-        (r"\bppl\b|perplexity|\bkld\b|\bscore\b|accuracy|\bmmlu\b|wikitext", Col.OTHER),
-        (r"lm[_ ]?head|head bits", Col.HEAD_BITS),
-        (r"vram|memory|\bgpu\b", Col.VRAM),
-        (r"\bram\b", Col.RAM),
-        (r"^branch|^revision", Col.BRANCH),
-        (r"split files|^files$|^parts$|download links", Col.FILES),
-        (r"^split", Col.SPLIT),
-        (r"quant(?:ization)? ?(?:method|type)|^type$|^method$", Col.QUANT),
-        (r"file ?name|^file$|^name$|^model file", Col.NAME),
-        (r"^link|^download", Col.LINK),
-        (r"^quant|^variant", Col.QUANT_ID),
-        (r"^bits?\b|\bbpw\b|bits per weight", Col.BITS),
-        (r"^gs$|group ?size", Col.GROUP),
-        (r"act ?order|desc_act", Col.ACT_ORDER),
-        (r"damp", Col.DAMP),
-        (r"dataset", Col.DATASET),
-        (r"seq(?:uence)? ?len", Col.SEQ_LEN),
-        (r"size", Col.SIZE),
-        (r"exllama", Col.EXLLAMA),
-        (r"made with|^tool", Col.MADE_WITH),
-        (r"desc|use ?case|^notes?$|comment|summary|remarks", Col.DESC),
-    )
-)
 _NAME_TOKEN = re.compile(r"[\w][\w.\-+/]*")
 _GENERIC_LINK_TEXT = {"gguf", "link", "download", "here", "hf", "file", "files", "model", "url"}
 _MODEL_EXT = re.compile(r"\.(gguf|bin|safetensors)$", re.IGNORECASE)
 
 Extra = dict[str, str | int | float | bool | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    role: Col
-    key: str
-    context: int | None = None
-    cache: CacheMode | None = None
-    unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,24 +30,6 @@ class CardContext:
     vram_context: int | None
     # prose declares the 'Size' column of an exl2 table to be VRAM at vram_context
     size_is_vram: bool
-
-
-def _snake(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "column"
-
-
-@lru_cache(maxsize=1024)
-def classify(header: str) -> Column:
-    text = " ".join(header.lower().split())
-    key = _snake(text)
-    mode = cv.cache_mode(text)
-    if mode is not None:
-        return Column(Col.CACHE, key, cv.context_tokens(text), mode, cv.header_unit(text))
-    for pattern, role in _RULES:
-        if pattern.search(text):
-            context = cv.context_tokens(text) if role is Col.VRAM else None
-            return Column(role, key, context, None, cv.header_unit(text))
-    return Column(Col.OTHER, key)
 
 
 def _table_format(columns: list[Column]) -> Format | None:
@@ -405,78 +309,12 @@ class _RowReader:
                     extra.setdefault(key or column.key, value)
 
 
-def _ident_column(columns: list[Column]) -> int | None:
-    roles = [c.role for c in columns]
-    ident = next((roles.index(r) for r in _IDENT_PRIORITY if r in roles), None)
-    return ident if ident is not None and set(roles) & _DESCRIBING else None
-
-
-@lru_cache(maxsize=1024)
-def is_variant_header(header: tuple[str, ...]) -> bool:
-    """Whether a header row (raw cells) can head a variant table: naming and describing columns."""
-    return _ident_column([classify(parse_inline(h).text) for h in header]) is not None
-
-
 def table_variants(table: Table, card: CardContext) -> list[Variant]:
     """Variants of one table; empty when it is not a variant table."""
     columns = [classify(parse_inline(h).text) for h in table.header]
-    ident = _ident_column(columns)
+    ident = ident_column(columns)
     if ident is None:
         return []
     reader = _RowReader(columns, ident, card)
     variants = [v for row in table.rows if (v := reader.read(row)) is not None]
     return flag_size_order(variants)
-
-
-_NOMINAL_BITS = re.compile(r"(?:^|[^a-z])(?:i?q|tq)(\d)", re.IGNORECASE)
-
-
-def _nominal_bits(variant: Variant) -> float | None:
-    if variant.bits is not None:
-        return variant.bits
-    quant = (variant.quant_method or "").lower()
-    if quant in ("f16", "fp16", "bf16"):
-        return 16.0
-    if quant == "f32":
-        return 32.0
-    m = _NOMINAL_BITS.search(quant)
-    return float(m[1]) if m else None
-
-
-def flag_size_order(variants: list[Variant]) -> list[Variant]:
-    """Warn on file quants whose size contradicts their bits (a larger quant listed smaller).
-
-    Sizes within 3% are not flagged: _L/_XL quants legitimately overlap the next type up.
-    """
-    sized = [
-        (i, bits, v.size_bytes)
-        for i, v in enumerate(variants)
-        if v.format in (Format.GGUF, Format.GGML)
-        and v.role is Role.MODEL
-        and v.size_bytes
-        and (bits := _nominal_bits(v)) is not None
-    ]
-    counts: dict[int, list[int]] = {}
-    for i, bits, size in sized:
-        for j, other_bits, other_size in sized:
-            if other_bits < bits and other_size > size * 1.03:
-                counts.setdefault(i, []).append(j)
-                counts.setdefault(j, []).append(i)
-    if not counts:
-        return variants
-    worst = max(len(v) for v in counts.values())
-    out = list(variants)
-    for i, others in counts.items():
-        if len(others) != worst:
-            continue
-        names = ", ".join(variants[j].name for j in others[:3])
-        out[i] = variants[i].model_copy(
-            update={
-                "warnings": (
-                    *variants[i].warnings,
-                    f"size is out of order with its bits compared with {names}; "
-                    "the card may list a wrong size or quant",
-                )
-            }
-        )
-    return out

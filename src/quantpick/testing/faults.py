@@ -97,7 +97,18 @@ class _Slot:
     fired: int = 0
 
 
-class FaultTable:
+class FaultQueries:
+    """Shared by the in-process table and its proxy in HubProcess."""
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def fired(self, glob: str | None = None) -> int:
+        """How often faults (with this glob) fired: a test's proof that its fault was hit."""
+        return sum(int(s["fired"]) for s in self.snapshot() if glob in (None, s["glob"]))
+
+
+class FaultTable(FaultQueries):
     """Thread-safe list of (glob, fault); the first matching fault with firings left wins."""
 
     def __init__(self) -> None:
@@ -111,11 +122,6 @@ class FaultTable:
     def clear(self) -> None:
         with self._lock:
             self._slots.clear()
-
-    def fired(self, glob: str | None = None) -> int:
-        """How often faults (with this glob) fired: a test's proof that its fault was hit."""
-        with self._lock:
-            return sum(s.fired for s in self._slots if glob is None or s.glob == glob)
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -28,30 +28,18 @@ class RequestRecord:
         return asdict(self)
 
 
-class RequestLog:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: list[RequestRecord] = []
-
-    def append(self, record: RequestRecord) -> None:
-        with self._lock:
-            self._records.append(record)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
+class RequestQueries:
+    """Counting and filtering, shared by the in-process log and its proxy in HubProcess."""
 
     @property
     def records(self) -> list[RequestRecord]:
-        with self._lock:
-            return list(self._records)
+        raise NotImplementedError
 
     def __iter__(self) -> Iterator[RequestRecord]:
         return iter(self.records)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._records)
+        return len(self.records)
 
     def filter(
         self,
@@ -80,3 +68,22 @@ class RequestLog:
         status: int | None = None,
     ) -> int:
         return len(self.filter(method=method, path=path, origin=origin, status=status))
+
+
+class RequestLog(RequestQueries):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+
+    def append(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)

@@ -29,9 +29,12 @@ class OriginServer(ThreadingHTTPServer):
     # server_close() joins handler threads: HubServer.stop() unblocks them first (close_connections)
     block_on_close = True
 
-    def __init__(self, address: tuple[str, int], hub: HubServer, origin: Origin) -> None:
+    def __init__(
+        self, address: tuple[str, int], hub: HubServer, origin: Origin, advertised_host: str
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self.advertised_host = advertised_host
         self.hub = hub
         self.origin: Origin = origin
         self._lock = threading.Lock()
@@ -41,9 +44,9 @@ class OriginServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = str(self.server_address[0]), self.server_address[1]
+        host = self.advertised_host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}"
+        return f"http://{host}:{self.server_address[1]}"
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         # tracked on the accept thread, so stop() never misses a connection whose thread is starting
@@ -77,6 +80,10 @@ class OriginServer(ThreadingHTTPServer):
 class HubServer:
     """A Hub on `endpoint` whose LFS downloads redirect to pre-signed URLs on `cdn_endpoint`.
 
+    The CDN listens on `host` too, but is advertised under `cdn_host` (default `localhost`, which must
+    resolve to `host`): hf_transfer strips the Authorization header only when the host name changes,
+    not the port, just as it does against the real Hub's CDN.
+
     Use as a context manager, or start()/stop(). `faults`, `requests`, `tokens`, `tree_page_size`,
     `cdn_ttl_s` and `root` may be changed while it runs; reset() restores them for the next test.
     """
@@ -88,11 +95,13 @@ class HubServer:
         host: str = "127.0.0.1",
         port: int = 0,
         cdn_port: int = 0,
+        cdn_host: str = "localhost",
         tokens: Iterable[str] = (DEFAULT_TOKEN,),
     ) -> None:
         self._address = host, port, cdn_port
+        self._cdn_host = cdn_host
         self._default_tokens = frozenset(tokens)
-        self.tokens: set[str] = set(self._default_tokens)
+        self.tokens = self._default_tokens
         self.faults = FaultTable()
         self.requests = RequestLog()
         # tracebacks of server bugs (500s); the pytest fixture fails the test that caused one
@@ -110,8 +119,8 @@ class HubServer:
             raise RuntimeError("HubServer already started")
         host, port, cdn_port = self._address
         try:
-            self._servers = [OriginServer((host, port), self, "hub")]
-            self._servers.append(OriginServer((host, cdn_port), self, "cdn"))
+            self._servers = [OriginServer((host, port), self, "hub", host)]
+            self._servers.append(OriginServer((host, cdn_port), self, "cdn", self._cdn_host))
         except OSError:
             for srv in self._servers:
                 srv.server_close()
@@ -156,7 +165,7 @@ class HubServer:
         self.faults.clear()
         self.requests.clear()
         self.errors.clear()
-        self.tokens = set(self._default_tokens)
+        self.tokens = self._default_tokens
         self.tree_page_size = _DEFAULT_PAGE_SIZE
         self.cdn_ttl_s = _DEFAULT_CDN_TTL_S
         if root is not None:
@@ -205,6 +214,15 @@ class HubServer:
     @cdn_ttl_s.setter
     def cdn_ttl_s(self, ttl: float) -> None:
         self.routes.cdn_ttl_s = ttl
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        """Tokens valid for every repo (besides those a .repo.json grants); others get 401."""
+        return self._tokens
+
+    @tokens.setter
+    def tokens(self, tokens: Iterable[str]) -> None:
+        self._tokens = frozenset(tokens)
 
     def valid_token(self, token: str) -> bool:
         return token in self.tokens or token in self.store.repo_tokens()
