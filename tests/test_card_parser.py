@@ -286,6 +286,12 @@ class TestOtherGgufLayouts:
         "[x](https://huggingface.co/a/b/tree/)",
         "[x](http://[::1)",
         "> | Branch | Bits |\n> |---|---|\n> | [6_5](https://huggingface.co/a/b/tree/6_5) | 6.5 |",
+        # numbers too big for a float or an int must not escape as OverflowError/ValueError
+        "| Name | Size |\n|---|---|\n| x.Q4_K_M.gguf | " + "9" * 400 + " GB |",
+        "| Branch | Bits | VRAM (" + "9" * 400 + "k) |\n|---|---|---|\n| 6_5 | 6.5 | 3 GB |",
+        "| Branch | Bits | GS |\n|---|---|---|\n| 6_5 | " + "9" * 400 + " | -" + "9" * 400 + " |",
+        "[a](https://huggingface.co/a/b/tree/" + "9" * 400 + "bpw)",
+        "[a](https://huggingface.co/a/b/resolve/main/x.gguf.part" + "9" * 5000 + "of2)",
     ],
 )
 def test_garbage_gives_an_empty_card(text: str) -> None:

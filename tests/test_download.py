@@ -323,8 +323,10 @@ def test_access_errors(hub: Hub, hub_server: HubServer, tmp_path: Path) -> None:
     make_repo(hub_server.root, "corp/gated", {"main": files}, gated=True, tokens=["hf_ok"])
     main = Variant(name="main", kind=VariantKind.BRANCH, format=Format.OTHER)
     anonymous = Hub(HubSettings(endpoint=hub_server.endpoint, cache_dir=tmp_path / "c"))
-    with pytest.raises(AuthError):
+    with pytest.raises(RepoNotFoundError, match="no token"):
         fetch(anonymous, "corp/private", main, tmp_path / "a")
+    with pytest.raises(AuthError):
+        fetch(anonymous, "corp/gated", main, tmp_path / "a")
     with pytest.raises(RepoNotFoundError):
         fetch(hub, "corp/private", main, tmp_path / "b")
     with pytest.raises(RepoNotFoundError):

@@ -136,41 +136,11 @@ def _line(token: Token, offset: int) -> int:
     return (token.map[0] + 1 if token.map else 0) + offset
 
 
-# a GFM delimiter row: | --- | :---: | ---: |
+# a GFM delimiter row (| --- | :---: |): only a cheap test for "may hold a table" before handing
+# the paragraph to markdown-it, which decides what the table is
 _DELIMITER_ROW = re.compile(
     r"^[ \t]{0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$", re.M
 )
-
-
-def _separate_tables(body: str) -> str:
-    """Put a blank line above a table that directly follows a list item or paragraph.
-
-    Cards do this all the time and HF renders a table; CommonMark would read the header line as a
-    lazy continuation of the list item above and lose the table. markdown-it still parses the table.
-    """
-    cuts = []
-    for m in _DELIMITER_ROW.finditer(body):
-        header_end = m.start() - 1
-        if header_end <= 0:
-            continue
-        header_start = body.rfind("\n", 0, header_end) + 1
-        header = body[header_start:header_end]
-        if "|" not in header or header.lstrip().startswith(">") or header_start == 0:
-            continue
-        above_start = body.rfind("\n", 0, header_start - 1) + 1
-        above = body[above_start : header_start - 1]
-        if above.strip() and "|" not in above:
-            cuts.append(header_start)
-    if not cuts:
-        return body
-    pieces = []
-    last = 0
-    for cut in cuts:
-        pieces.append(body[last:cut])
-        pieces.append("\n")
-        last = cut
-    pieces.append(body[last:])
-    return "".join(pieces)
 
 
 def _table(tokens: list[Token], start: int, offset: int, lines: list[str], doc: Document) -> int:
@@ -223,17 +193,24 @@ def _header_cells(head: str) -> tuple[str, ...] | None:
 
 
 def _walk(
-    tokens: list[Token], offset: int, lines: list[str], doc: Document, want: HeaderFilter
+    tokens: list[Token], offset: int, lines: list[str], doc: Document, want: HeaderFilter | None
 ) -> None:
+    """Tables and prose blocks of a token stream; `want` is None on the second, tables-on pass."""
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         if tok.type == "table_open":
             i = _table(tokens, i, offset, lines, doc)
-        elif tok.type == "inline" and tok.content and not _paragraph_table(tok, offset, doc, want):
+        elif _is_prose(tok, offset, doc, want):
             heading = i > 0 and tokens[i - 1].type == "heading_open"
             doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
         i += 1
+
+
+def _is_prose(tok: Token, offset: int, doc: Document, want: HeaderFilter | None) -> bool:
+    if tok.type != "inline" or not tok.content:
+        return False
+    return want is None or not _paragraph_table(tok, offset, doc, want)
 
 
 def _paragraph_table(tok: Token, offset: int, doc: Document, want: HeaderFilter) -> bool:
@@ -249,7 +226,10 @@ def _paragraph_table(tok: Token, offset: int, doc: Document, want: HeaderFilter)
     if header is None:
         return False
     if want(header):
-        _walk(_TABLE_MD.parse(content), _line(tok, offset) - 1, content.split("\n"), doc, want)
+        _walk(_TABLE_MD.parse(content), _line(tok, offset) - 1, content.split("\n"), doc, None)
+    elif header_start > 0:
+        # prose the table directly follows (a list item it hangs from) stays prose
+        doc.blocks.append(Block(content[: header_start - 1], _line(tok, offset), False))
     return True
 
 
@@ -259,7 +239,7 @@ def parse_document(text: str, want_table: HeaderFilter = lambda header: True) ->
     front, body = split_front_matter(text)
     offset = text[: len(text) - len(body)].count("\n")
     doc = Document(front_matter=front)
-    _walk(_BLOCK_MD.parse(_separate_tables(body)), offset, [], doc, want_table)
+    _walk(_BLOCK_MD.parse(body), offset, [], doc, want_table)
     return doc
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from quantpick import card_values as cv
@@ -18,6 +19,16 @@ _GENERIC_LINK_TEXT = {"gguf", "link", "download", "here", "hf", "file", "files",
 _MODEL_EXT = re.compile(r"\.(gguf|bin|safetensors)$", re.IGNORECASE)
 
 Extra = dict[str, str | int | float | bool | None]
+# columns kept in Variant.extra: (key, or None for the header's snake_case; how to read a cell)
+_EXTRA_READERS: dict[Col, tuple[str | None, Callable[[str], str | int | float | bool | None]]] = {
+    Col.DAMP: ("damp_pct", cv.number),
+    Col.SEQ_LEN: ("seq_len", cv.integer),
+    Col.EXLLAMA: ("exllama_compatible", cv.boolean),
+    Col.SPLIT: ("split", cv.boolean),
+    Col.MADE_WITH: ("made_with", str),
+    Col.DATASET: (None, str),
+    Col.OTHER: (None, str),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,11 @@ def _table_format(columns: list[Column]) -> Format | None:
     if Col.HEAD_BITS in roles:
         return Format.EXL2
     return None
+
+
+def _bits(text: str) -> float | None:
+    value = cv.number(text)
+    return value if value is not None and 0 < value <= 32 else None
 
 
 def _name_token(text: str) -> str:
@@ -112,7 +128,9 @@ class _RowReader:
             if t.kind is TargetKind.TREE:
                 rev = t.revision or ""
                 return _Identity(rev, VariantKind.BRANCH, describe(rev), repo=repo, linked=True)
-            return _Identity(t.repo, VariantKind.REPO, describe(t.repo), repo=t.repo, linked=True)
+            # a link to a whole repo is no proof of a variant ("-GGUF" repos hold many): its
+            # name or the row's columns must say what it is
+            return _Identity(t.repo, VariantKind.REPO, describe(t.repo), repo=t.repo)
         if not text or len(text) > 200:
             return None
         info = describe(text)
@@ -200,7 +218,7 @@ class _RowReader:
     ) -> None:
         info = ident.info
         bits_cell = by_role.get(Col.BITS)
-        bits = cv.number(bits_cell[0][1].text) if bits_cell else None
+        bits = _bits(bits_cell[0][1].text) if bits_cell else None
         if bits is not None:
             fields["bits"], fields["bits_source"] = bits, Source.CARD
             if info.bits is not None and abs(info.bits - bits) > 1e-6:
@@ -211,7 +229,7 @@ class _RowReader:
         elif info.bits is not None:
             fields["bits"], fields["bits_source"] = info.bits, Source.NAME
         head_cell = by_role.get(Col.HEAD_BITS)
-        head = cv.number(head_cell[0][1].text) if head_cell else None
+        head = _bits(head_cell[0][1].text) if head_cell else None
         fields["head_bits"] = head if head is not None else info.head_bits
         group_cell = by_role.get(Col.GROUP)
         group = cv.integer(group_cell[0][1].text) if group_cell else None
@@ -246,16 +264,16 @@ class _RowReader:
         by_cache: dict[CacheMode, dict[int, int]] = {}
         size_as_vram = (
             self.card.size_is_vram
-            and self.card.vram_context is not None
             and not self.has_vram_columns
             and ident.kind in (VariantKind.BRANCH, VariantKind.REPO)
             and fmt in (Format.EXL2, Format.EXL3)
         )
+        size_context = self.card.vram_context if size_as_vram else None
         for column, cell in by_role.get(Col.SIZE, [])[:1]:
-            if size_as_vram and self.card.vram_context is not None:
+            if size_context is not None:
                 figure = cv.memory_bytes(cell.text, column.unit or "GB")
                 if figure is not None:
-                    vram[self.card.vram_context] = figure
+                    vram[size_context] = figure
             else:
                 size = cv.size_bytes(cell.text, column.unit or "GB")
                 if size is not None:
@@ -291,21 +309,10 @@ class _RowReader:
     ) -> None:
         descriptions = [cell.text for _, cell in by_role.get(Col.DESC, []) if cell.text]
         fields["description"] = " ".join(descriptions)
-        readers: dict[Col, tuple[str | None, object]] = {
-            Col.DAMP: ("damp_pct", cv.number),
-            Col.SEQ_LEN: ("seq_len", cv.integer),
-            Col.EXLLAMA: ("exllama_compatible", cv.boolean),
-            Col.SPLIT: ("split", cv.boolean),
-            Col.MADE_WITH: ("made_with", str),
-            Col.DATASET: (None, str),
-            Col.OTHER: (None, str),
-        }
-        for role, (key, reader) in readers.items():
+        for role, (key, reader) in _EXTRA_READERS.items():
             for column, cell in by_role.get(role, []):
-                if not cell.text or not callable(reader):
-                    continue
-                value = reader(cell.text)
-                if isinstance(value, str | int | float | bool):
+                value = reader(cell.text) if cell.text else None
+                if value is not None:
                     extra.setdefault(key or column.key, value)
 
 

@@ -5,6 +5,7 @@ Regexes here read the text of a single cell or sentence; table structure comes f
 
 from __future__ import annotations
 
+import math
 import re
 
 from quantpick.records import GB, GIB, CacheMode
@@ -35,12 +36,20 @@ def is_unknown(text: str) -> bool:
     return text.strip().strip("*_`~ ").lower() in _UNKNOWN
 
 
-def _number(raw: str) -> float:
+# no card figure comes near this; anything bigger is garbage, and infinity would break round()
+_LARGEST = 1e15
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) and abs(value) <= _LARGEST else None
+
+
+def _number(raw: str) -> float | None:
     # "16,02" is a decimal comma; "1,234" a thousands separator
     if "," in raw:
         whole, _, frac = raw.partition(",")
         raw = whole + frac if len(frac) == 3 else f"{whole}.{frac}"
-    return float(raw)
+    return _finite(float(raw))
 
 
 def quantity(text: str) -> tuple[float, str] | None:
@@ -53,7 +62,8 @@ def quantity(text: str) -> tuple[float, str] | None:
     unit = (m["unit"] or "").upper()
     if unit in ("G", "M"):
         unit += "B"
-    return _number(m["num"]), unit
+    value = _number(m["num"])
+    return None if value is None else (value, unit)
 
 
 _SI = {"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
@@ -90,7 +100,7 @@ def number(text: str) -> float | None:
     if is_unknown(text):
         return None
     m = _NUMBER.search(text.replace(",", "."))
-    return float(m[0]) if m else None
+    return _finite(float(m[0])) if m else None
 
 
 def integer(text: str) -> int | None:
@@ -111,8 +121,8 @@ def context_tokens(text: str) -> int | None:
     """'VRAM (16k)' -> 16384, 'full context of 32k tokens' -> 32768, '8192 tokens' -> 8192."""
     m = _CONTEXT_K.search(text)
     if m:
-        value = round(float(m[1]) * 1024)
-        return value if 0 < value <= 16 * 1024 * 1024 else None
+        thousands = float(m[1])
+        return round(thousands * 1024) if 0 < thousands <= 16 * 1024 else None
     m = _CONTEXT_TOKENS.search(text)
     if m:
         return int(m[1] or m[2])

@@ -279,6 +279,39 @@ def fetch_cmd(
     out.json(result) if json else render.render_fetch(out, result)
 
 
+@app.command("search")
+@handled
+def search_cmd(
+    base_model: Annotated[str, typer.Argument(help="The base model, OWNER/NAME.")],
+    vram: VramOpt = None,
+    ctx: CtxOpt = None,
+    cache: CacheOpt = "fp16",
+    runtime: RuntimeOpt = None,
+    reserve: ReserveOpt = DEFAULT_RESERVE,
+    formats: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="Only these formats, e.g. exl2,gptq,gguf.", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="Repos to read.")] = 30,
+    json: JsonOpt = False,
+    token: TokenOpt = None,
+    endpoint: EndpointOpt = None,
+    cache_dir: CacheDirOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Rank the variants of every quantized repo of a base model: the best that fits first."""
+    from quantpick import commands, render, search
+
+    out = render.Out(quiet=quiet, verbose=verbose)
+    hub = commands.HubArgs(endpoint, token, cache_dir, False, verbose)
+    budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    result = search.search(base_model, budget, formats, limit, hub)
+    out.json(result) if json else render.render_search(out, result)
+
+
 @app.command("verify")
 @handled
 def verify_cmd(

@@ -133,7 +133,7 @@ def load(
     return inv, branch
 
 
-def _recommend(inv: Inventory, budget: Budget) -> Recommendation:
+def recommend_for(inv: Inventory, budget: Budget) -> Recommendation:
     from quantpick.recommend import recommend
 
     variants = inv.variants
@@ -164,7 +164,7 @@ def list_variants(
     pick_name: str | None = None
     entries = tuple(listed(v) for v in variants)
     if budget is not None:
-        rec = _recommend(inv.model_copy(update={"variants": variants}), budget)
+        rec = recommend_for(inv.model_copy(update={"variants": variants}), budget)
         by_name = {c.variant.name: c for c in rec.candidates}
         pick_name = rec.pick.variant.name if rec.pick else None
         entries = tuple(
@@ -198,7 +198,7 @@ def pick(
 ) -> PickResult:
     budget = budget_args.budget()
     inv, _ = load(repo, card, revision, config, hub_args)
-    rec = _recommend(inv, budget)
+    rec = recommend_for(inv, budget)
     return pick_result(inv, rec)
 
 
@@ -272,7 +272,7 @@ def choose_variant(
             raise err(f"{inv.repo} has no variant {named!r}")
         variant = found
     elif budget_args is not None:
-        rec = _recommend(inv, budget_args.budget())
+        rec = recommend_for(inv, budget_args.budget())
         if rec.pick is None:
             exit_if_nothing_fits(pick_result(inv, rec), None)
         assert rec.pick is not None

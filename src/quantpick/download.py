@@ -45,6 +45,7 @@ from quantpick.errors import (
     LockedError,
     UsageError,
 )
+from quantpick.fetch_run import HUB_STAGING, Cancelled, Context, TransferOptions
 from quantpick.http_range import Source
 from quantpick.hub import Hub
 from quantpick.localfs import STATE_DIR, check_hub_path, check_parents, ensure_dir, hash_file
@@ -70,7 +71,7 @@ from quantpick.plan import (
 )
 from quantpick.progress import NullProgress, PlainProgress, Progress
 from quantpick.records import Estimate, Record
-from quantpick.transfer import HUB_STAGING, Cancelled, Context, TransferOptions, transfer
+from quantpick.transfer import transfer
 from quantpick.units import format_gib
 
 LOCK_NAME = "lock"

@@ -145,12 +145,15 @@ def hub_error(
     """The QuantpickError for a Hub answer, mapped as quantpick.hub maps huggingface_hub's."""
     if code == "GatedRepo":
         return AuthError(f"{repo} is gated and this token has no access to it")
-    if code == "RepoNotFound" or (status == 401 and code is None):
-        if status == 401 and not token:
-            return AuthError(f"{repo} was not found or is private, and no token was given")
-        if status == 401:
-            return AuthError(f"the token was refused for {repo}")
-        return RepoNotFoundError(f"repository {repo} not found")
+    if code == "RepoNotFound":
+        # without a token the Hub answers alike for a missing and a private repo
+        if not token:
+            return RepoNotFoundError(
+                f"repository {repo} not found (or private, and no token was given)"
+            )
+        return RepoNotFoundError(f"repository {repo} not found, or this token has no access to it")
+    if status == 401 and token:
+        return AuthError(f"the Hub refused the token (HTTP 401) for {repo}")
     if code == "RevisionNotFound":
         return RevisionNotFoundError(f"revision {revision!r} not found in {repo}")
     if code == "EntryNotFound" or status == 404:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -300,9 +301,11 @@ class Hub:
         """Quantized repos of a base model: the Hub's base_model filter, then a name search."""
         found: list[str] = []
         with self._mapped(base_model):
+            # quantizers often drop the version suffix: Mixtral-8x7B-Instruct-v0.1 -> ...-Instruct
+            stem = re.sub(r"[-_.]v\d+(\.\d+)*$", "", base_model.split("/")[-1], flags=re.I)
             for kwargs in (
                 {"filter": f"base_model:quantized:{base_model}"},
-                {"search": search or base_model.split("/")[-1]},
+                {"search": search or stem},
             ):
                 models = self._retrying(
                     lambda kw=kwargs: list(  # type: ignore[misc]

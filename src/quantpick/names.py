@@ -19,7 +19,7 @@ _GGUF_TYPE = re.compile(
     r"|BF16|FP16|F16|F32|MXFP4)(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
-_BPW = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*bpw", re.IGNORECASE)
+_BPW = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d{1,3})?)\s*bpw", re.IGNORECASE)
 _HEAD = re.compile(r"(?:^|[_\-])h(\d{1,2})(?=$|[_\-])", re.IGNORECASE)
 _VISION = re.compile(r"[_\-]v(\d{1,2})(?=$|[_\-])", re.IGNORECASE)
 # bartowski exl2 branches: 6_5 = 6.5 bpw, 4_25 = 4.25 bpw
@@ -31,7 +31,7 @@ _SPLIT_NUMBERED = re.compile(
     r"(?P<tag>-split)?-(?P<part>\d{5})-of-(?P<total>\d{5})(?=\.gguf$)", re.IGNORECASE
 )
 _SPLIT_LETTER = re.compile(r"(?<=\.gguf)-split-(?P<letter>[a-z])$", re.IGNORECASE)
-_SPLIT_PARTOF = re.compile(r"\.part(?P<part>\d+)of(?P<total>\d+)$", re.IGNORECASE)
+_SPLIT_PARTOF = re.compile(r"\.part(?P<part>\d{1,5})of(?P<total>\d{1,5})$", re.IGNORECASE)
 
 _FORMAT_MARKERS: tuple[tuple[re.Pattern[str], Format], ...] = (
     (re.compile(r"exl3", re.IGNORECASE), Format.EXL3),

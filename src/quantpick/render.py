@@ -35,6 +35,7 @@ from quantpick.results import (
     PickResult,
     VerifyResult,
 )
+from quantpick.search import SearchResult
 
 _SOURCE_TAG = {
     Source.CARD: "card",
@@ -337,6 +338,40 @@ def render_verify(out: Out, result: VerifyResult) -> None:
             out.stderr.print(Text(f"{f.status}: {f.path}", style="red"))
     if result.ok:
         out.line(f"ok: {len(result.files)} files verified (sha256 and size) in {result.local_dir}")
+
+
+def render_search(out: Out, result: SearchResult) -> None:
+    b = result.budget
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("#", "repo", "variant", "format", "runtime", "estimate", "fits", "margin"):
+        table.add_column(col, overflow="fold")
+    for hit in result.hits:
+        v, e = hit.variant, hit.variant.estimate
+        if e is None:
+            continue
+        margin = f"{(e.margin_bytes or 0) / GIB:+.1f} GiB" if e.margin_bytes is not None else "-"
+        table.add_row(
+            str(hit.rank),
+            hit.repo,
+            _name(v),
+            v.format.value,
+            e.runtime.value if e.runtime else "-",
+            f"{gib(e.vram_bytes)} ({e.provenance})",
+            Text("yes", style="green") if e.fits else Text("no", style="red"),
+            margin,
+        )
+    out.stdout.print(Text(f"quants of {result.base_model}", style="bold"))
+    out.stdout.print(table)
+    out.stdout.print(
+        Text(
+            f"{len(result.repos)} repos; estimates at {ctx(b.context_tokens)} context, "
+            f"{b.cache_mode.value} cache, {gib(b.usable_bytes)} usable; provenance: card / "
+            "card-fit / formula (see `quantpick list --help`).",
+            style="dim",
+        )
+    )
+    for s in result.skipped:
+        out.warn(f"skipped {s.repo}: {s.reason}")
 
 
 def _age(seconds: float) -> str:

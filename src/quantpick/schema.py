@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 
 from quantpick.results import Envelope, FetchResult, ListResult, PickResult, VerifyResult
+from quantpick.search import SearchResult
 
 ENVELOPES: dict[str, type[Envelope]] = {
     "list": ListResult,
     "pick": PickResult,
     "fetch": FetchResult,
     "verify": VerifyResult,
+    "search": SearchResult,
 }
 
 

@@ -6,6 +6,7 @@ See README.md in this package for the on-disk layout, the fault switches and the
 from quantpick.testing.builder import BuiltRepo, make_repo, write_file
 from quantpick.testing.faults import Fault, FaultTable
 from quantpick.testing.log import RequestLog, RequestRecord
+from quantpick.testing.process import HubProcess
 from quantpick.testing.server import DEFAULT_TOKEN, HubServer
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "BuiltRepo",
     "Fault",
     "FaultTable",
+    "HubProcess",
     "HubServer",
     "RequestLog",
     "RequestRecord",

@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--cdn-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
+        "--cdn-host",
+        default="localhost",
+        help="host name in CDN URLs; must reach --host but differ from it (default localhost)",
+    )
+    parser.add_argument(
         "--token",
         action="append",
         default=None,
@@ -51,11 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    hub = HubServer(args.root, host=args.host, port=args.port, cdn_port=args.cdn_port)
-    if args.token is not None:
-        hub = HubServer(
-            args.root, host=args.host, port=args.port, cdn_port=args.cdn_port, tokens=args.token
-        )
+    hub = HubServer(
+        args.root,
+        host=args.host,
+        port=args.port,
+        cdn_port=args.cdn_port,
+        cdn_host=args.cdn_host,
+        tokens=args.token or (DEFAULT_TOKEN,),
+    )
     with hub:
         for glob, fault in faults:
             hub.faults.add(glob, fault)

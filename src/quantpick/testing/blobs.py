@@ -11,7 +11,7 @@ from pathlib import Path
 _LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
 # Below this, hashing is cheaper than the risk of a stale cache entry (Linux mtimes tick coarsely,
 # so a small file rewritten twice within a few ms can keep its (size, mtime) key).
-_CACHE_MIN_BYTES = 1 << 20
+_CACHE_MIN_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)

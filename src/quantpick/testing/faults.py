@@ -1,9 +1,10 @@
 """Injected failures, matched by path glob, switched at runtime by tests or the control endpoint.
 
 A fault fires on a request whose path (unquoted, no query) matches its glob, and method/origin if
-given. `times` counts firings. `status` and `stall_s` fire when the request arrives; the body
-effects fire only when a file body is about to be sent, so HEADs and JSON answers do not use them
-up — except `length_delta`, which also fires on the HEAD of a file because it is a header lie.
+given; `skip` lets that many matches through first, `times` caps the firings. `status` and
+`stall_s` fire when the request arrives; the body effects fire only when a file body is about to
+be sent, so HEADs and JSON answers do not use them up — except `length_delta`, which also fires
+on the HEAD of a file because it is a header lie.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Fault:
     drop_after_bytes: int | None = None
     # announce the real length but send this many bytes fewer, then close cleanly
     truncate_bytes: int = 0
-    # announce Content-Length (and X-Linked-Size) off by this much; the body stays real, cut to fit
+    # announce Content-Length off by this much; the body stays real, cut to fit
     length_delta: int = 0
     # flip the byte at this file offset: same size, wrong sha256
     corrupt_at: int | None = None
@@ -36,6 +37,8 @@ class Fault:
     rate_bps: int | None = None
     # fire this many times, then never again; None = forever
     times: int | None = None
+    # let this many matching requests through first (e.g. hf_transfer's unretried Range 0-0 probe)
+    skip: int = 0
     method: str | None = None
     origin: Origin | None = None
 
@@ -44,6 +47,8 @@ class Fault:
             raise ValueError("rate_bps must be positive")
         if self.times is not None and self.times < 0:
             raise ValueError("times must be >= 0")
+        if self.skip < 0:
+            raise ValueError("skip must be >= 0")
 
     @property
     def fires_on_request(self) -> bool:
@@ -94,6 +99,7 @@ _DEFAULTS = dataclasses.asdict(Fault())
 class _Slot:
     glob: str
     fault: Fault
+    seen: int = 0
     fired: int = 0
 
 
@@ -140,6 +146,9 @@ class FaultTable(FaultQueries):
                 if phase == "body" and (f.fires_on_request or not _body_applies(f, method)):
                     continue
                 if not fnmatchcase(path, slot.glob):
+                    continue
+                slot.seen += 1
+                if slot.seen <= f.skip:
                     continue
                 slot.fired += 1
                 return f

@@ -157,8 +157,6 @@ class HubHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(announced))
         if span is not None:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        if fault is not None and fault.length_delta and "X-Linked-Size" in reply.headers:
-            self.send_header("X-Linked-Size", str(size + fault.length_delta))
         self.end_headers()
         if self.command == "HEAD":
             return status, 0

@@ -86,8 +86,9 @@ class HubProcess:
         self._args += list(extra_args)
         self._startup_timeout_s = startup_timeout_s
         self._stderr_path = stderr
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[str] | None = None
+        self._returncode: int | None = None
         self.endpoint = ""
         self.cdn_endpoint = ""
 
@@ -103,7 +104,6 @@ class HubProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr or subprocess.DEVNULL,
-            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
@@ -118,20 +118,23 @@ class HubProcess:
         return self
 
     def _read_lines(self, n: int) -> list[str]:
-        assert self._proc is not None and self._proc.stdout is not None
+        assert self._proc is not None
+        assert self._proc.stdout is not None
         deadline = time.monotonic() + self._startup_timeout_s
-        lines: list[str] = []
+        fd = self._proc.stdout.fileno()
+        buf = b""
+        # raw reads: a buffered readline could swallow line 2 while select() waits on the fd
         with selectors.DefaultSelector() as sel:
-            sel.register(self._proc.stdout, selectors.EVENT_READ)
-            while len(lines) < n:
+            sel.register(fd, selectors.EVENT_READ)
+            while buf.count(b"\n") < n:
                 left = deadline - time.monotonic()
                 if left <= 0 or not sel.select(timeout=left):
                     raise TimeoutError(f"loopback hub did not start: {self._args}")
-                line = self._proc.stdout.readline()
-                if not line:
+                chunk = os.read(fd, 4096)
+                if not chunk:
                     raise RuntimeError(f"loopback hub exited with {self._proc.wait()}")
-                lines.append(line.strip())
-        return lines
+                buf += chunk
+        return [line.strip() for line in buf.decode().splitlines()[:n]]
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -144,6 +147,7 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        self._returncode = proc.returncode
         if proc.stdout is not None:
             proc.stdout.close()
         if self._stderr is not None:
@@ -151,8 +155,13 @@ class HubProcess:
             self._stderr = None
 
     @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def returncode(self) -> int | None:
-        return None if self._proc is None else self._proc.returncode
+        """The child's exit status once stopped (0 after a clean SIGTERM shutdown)."""
+        return self._returncode
 
     def __enter__(self) -> Self:
         return self.start()

@@ -80,9 +80,9 @@ class OriginServer(ThreadingHTTPServer):
 class HubServer:
     """A Hub on `endpoint` whose LFS downloads redirect to pre-signed URLs on `cdn_endpoint`.
 
-    The CDN listens on `host` too, but is advertised under `cdn_host` (default `localhost`, which must
-    resolve to `host`): hf_transfer strips the Authorization header only when the host name changes,
-    not the port, just as it does against the real Hub's CDN.
+    The CDN listens on `host` too, but is advertised as `cdn_host` (default `localhost`, which must
+    resolve to `host`): hf_transfer strips the Authorization header only when the host name
+    changes, not the port, as it does on the real Hub's CDN redirects.
 
     Use as a context manager, or start()/stop(). `faults`, `requests`, `tokens`, `tree_page_size`,
     `cdn_ttl_s` and `root` may be changed while it runs; reset() restores them for the next test.

@@ -1,0 +1,227 @@
+"""Quantpick's ranged engine for large files.
+
+Each file is cut into fixed-size chunks; worker threads take chunks in file order and GET them with
+Range requests over keep-alive connections, writing into the .part at their offset. A finished chunk
+is recorded in the sidecar (partial.py), so a killed fetch resumes with the chunks it lacks. A
+follower hashes the .part in order as the chunks behind it complete, so the sha256 is ready when the
+last chunk lands, without a second pass over the file. A connection that delivers nothing for
+`stall_timeout_s` times out, and its chunk is retried from the byte it got to.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from quantpick.errors import (
+    IntegrityError,
+    NetworkError,
+)
+from quantpick.fetch_run import Cancelled, Context, Run, WriteFailed, bad_hash, disk_error
+from quantpick.http_range import (
+    READ_BYTES,
+    ExpiredError,
+    RangeUnsupportedError,
+    Source,
+    TransientError,
+    fetch_range,
+)
+from quantpick.localfs import Digest, hash_range
+from quantpick.partial import PartialState
+from quantpick.plan import Backend, PlannedFile
+
+# -- ranged engine --------------------------------------------------------------------------------
+
+
+class RangedJob:
+    """One large file: its .part, where its bytes come from, and the in-order hasher."""
+
+    def __init__(self, ctx: Context, run: Run, planned: PlannedFile, source: Source) -> None:
+        self.ctx = ctx
+        self.run = run
+        self.planned = planned
+        self.source = source
+        self.state = self._open_state()
+        self.digest = Digest(planned.size_bytes, git=not planned.lfs)
+        self.next_hash = 0
+        self.redownloads_left = 1
+        self._hash_lock = threading.Lock()
+        self._source_lock = threading.Lock()
+        self.finished = False
+
+    def _open_state(self) -> PartialState:
+        p = self.planned
+        state = PartialState.load(self.ctx.local_dir, p.path)
+        if state is not None and state.matches(p.size_bytes, p.sha256, p.git_oid):
+            return state
+        return PartialState.create(
+            self.ctx.local_dir,
+            p.path,
+            p.size_bytes,
+            p.sha256,
+            p.git_oid,
+            self.ctx.options.chunk_bytes,
+        )
+
+    def refresh_source(self, stale: Source) -> None:
+        with self._source_lock:
+            if self.source is stale:
+                self.source = self.ctx.resolve(self.planned.path)
+
+    def fetch_chunk(self, index: int, buf: bytearray) -> None:
+        start, end = self.state.chunk_range(index)
+        if start >= end:
+            return
+        offset = start
+        attempt = 0
+        path = self.planned.path
+        while True:
+            source = self.source
+            got_from = offset
+            try:
+                with open(self.state.part_path, "r+b", buffering=0) as f:
+                    f.seek(offset)
+
+                    def sink(view: memoryview) -> None:
+                        nonlocal offset
+                        written = 0
+                        try:
+                            while written < len(view):
+                                written += f.write(view[written:]) or 0
+                        except OSError as exc:
+                            raise WriteFailed(exc) from exc
+                        offset += len(view)
+                        self.ctx.stats.add(len(view))
+                        self.ctx.progress.advance(path, len(view))
+
+                    fetch_range(
+                        self.ctx.conns,
+                        source,
+                        offset,
+                        end,
+                        sink,
+                        lambda: self.run.stopping,
+                        buf,
+                    )
+                return
+            except ExpiredError as exc:
+                attempt = self.ctx.backoff(attempt, path, exc)
+                self.refresh_source(source)
+            except TransientError as exc:
+                if self.run.stopping:
+                    raise Cancelled from None
+                # a try that moved bytes was not a failure of the connection to make progress
+                attempt = self.ctx.backoff(0 if offset > got_from else attempt, path, exc)
+            except RangeUnsupportedError as exc:
+                raise NetworkError(f"{path}: {exc}", "run again with --backend hub") from None
+            except WriteFailed as exc:
+                raise disk_error(exc.exc, path) from None
+            except OSError as exc:
+                raise disk_error(exc, path) from None
+
+    def advance_hash(self) -> None:
+        """Hash the chunks that are done and in order; the last one finishes the file."""
+        while True:
+            if not self._hash_lock.acquire(blocking=False):
+                return
+            try:
+                self._hash_ready()
+            finally:
+                self._hash_lock.release()
+            # a chunk marked while the lock was held would otherwise wait for the next call
+            if not self._next_ready():
+                return
+
+    def _next_ready(self) -> bool:
+        return (
+            not self.finished
+            and self.next_hash < self.state.chunk_count
+            and self.state.is_done(self.next_hash)
+        )
+
+    def _hash_ready(self) -> None:
+        if not self._next_ready():
+            return
+        buf = bytearray(READ_BYTES * 8)
+        with open(self.state.part_path, "rb", buffering=0) as f:
+            while self._next_ready():
+                start, end = self.state.chunk_range(self.next_hash)
+                if hash_range(f, self.digest, start, end, buf) != end - start:
+                    raise IntegrityError(f"{self.planned.path}: the partial file shrank")
+                self.next_hash += 1
+        if self.next_hash == self.state.chunk_count:
+            self._complete()
+
+    def _complete(self) -> None:
+        p = self.planned
+        if self.digest.matches(p.sha256, p.git_oid):
+            self.finished = True
+            self.ctx.install(p, self.state.part_path, self.digest, Backend.RANGED)
+            self.state.discard()
+            self.run.file_finished()
+            return
+        if self.redownloads_left <= 0:
+            raise bad_hash(p)
+        self.redownloads_left -= 1
+        self.ctx.progress.note(p.path, "hash mismatch: downloading the file again")
+        self.state.discard()
+        self.state = PartialState.create(
+            self.ctx.local_dir, p.path, p.size_bytes, p.sha256, p.git_oid, self.state.chunk_bytes
+        )
+        self.digest = Digest(p.size_bytes, git=not p.lfs)
+        self.next_hash = 0
+        self.run_requeue(self)
+
+    # set by RangedEngine: puts every chunk of a job back in the queue
+    run_requeue: Callable[[RangedJob], None]
+
+
+class RangedEngine:
+    def __init__(self, ctx: Context, run: Run) -> None:
+        self.ctx = ctx
+        self.run = run
+        self.jobs: list[RangedJob] = []
+        self._queue: deque[tuple[RangedJob, int | None]] = deque()
+        self._cond = threading.Condition()
+
+    def add(self, planned: PlannedFile, source: Source) -> None:
+        job = RangedJob(self.ctx, self.run, planned, source)
+        job.run_requeue = self._requeue
+        self.jobs.append(job)
+        done = job.state.done_bytes
+        self.ctx.progress.file_started(planned.path, planned.size_bytes, done)
+        missing = job.state.missing_chunks()
+        # a file whose chunks are all here (killed while hashing) only needs its hash
+        self._queue.extend((job, i) for i in missing) if missing else self._queue.append(
+            (job, None)
+        )
+
+    def _requeue(self, job: RangedJob) -> None:
+        with self._cond:
+            self._queue.extend((job, i) for i in range(job.state.chunk_count))
+            self._cond.notify_all()
+
+    def _take(self) -> tuple[RangedJob, int | None] | None:
+        with self._cond:
+            while not self._queue:
+                if self.run.stopping or self.run.done.is_set():
+                    return None
+                # another worker may still put a file back (bad hash), so wait rather than leave
+                self._cond.wait(0.1)
+            return self._queue.popleft()
+
+    def worker(self) -> None:
+        buf = bytearray(READ_BYTES)
+        while not self.run.stopping:
+            task = self._take()
+            if task is None:
+                return
+            job, index = task
+            if index is not None:
+                job.fetch_chunk(index, buf)
+                job.state.mark_done(index)
+            job.advance_hash()
+
+    def thread_count(self) -> int:
+        return max(1, min(self.ctx.options.max_workers, len(self._queue)))
