@@ -14,6 +14,7 @@ from quantpick.testing.server import HubServer
 
 CONFIG = (EXAMPLES / "configs" / "mixtral-8x7b.json").read_text()
 BASE = "demo/Mixtral-8x7B-Instruct-v0.1"
+URL = "https://huggingface.co/x/y/blob/main/"
 
 GPTQ_CARD = f"""---
 base_model: {BASE}
@@ -28,8 +29,8 @@ base_model: {BASE}
 ---
 | Name | Quant method | Bits | Size | Max RAM required | Use case |
 | ---- | ---- | ---- | ---- | ---- | ----- |
-| [mixtral.Q3_K_M.gguf](https://huggingface.co/x/y/blob/main/mixtral.Q3_K_M.gguf) | Q3_K_M | 3 | 20.36 GB | 22.86 GB | small |
-| [mixtral.Q4_K_M.gguf](https://huggingface.co/x/y/blob/main/mixtral.Q4_K_M.gguf) | Q4_K_M | 4 | 26.44 GB | 28.94 GB | medium, recommended |
+| [mixtral.Q3_K_M.gguf]({URL}mixtral.Q3_K_M.gguf) | Q3_K_M | 3 | 20.36 GB | 22.86 GB | small |
+| [mixtral.Q4_K_M.gguf]({URL}mixtral.Q4_K_M.gguf) | Q4_K_M | 4 | 26.44 GB | 28.94 GB | medium |
 """
 
 
@@ -121,7 +122,8 @@ def test_format_filter_and_bounded_requests(qhub: HubServer, tmp_path: Path) -> 
     r = _search(qhub, tmp_path, "--json", "--format", "gguf")
     assert r.returncode == 0, r.stderr
     hits = json.loads(r.stdout)["hits"]
-    assert hits and {h["variant"]["format"] for h in hits} == {"gguf"}
+    assert hits
+    assert {h["variant"]["format"] for h in hits} == {"gguf"}
     # per repo: refs, a tree per branch, README (HEAD+GET), one config.json (HEAD+GET)
     per_repo = len(qhub.requests.filter(path="/api/models/q1/*")) + len(
         qhub.requests.filter(path="/q1/*")
@@ -135,4 +137,24 @@ def test_human_output_and_bad_format(qhub: HubServer, tmp_path: Path) -> None:
     assert "q1/Mixtral-8x7B-Instruct-exl2" in r.stdout
     assert "warning: skipped q5/Mixtral-8x7B-Instruct-gated" in r.stderr
     bad = _search(qhub, tmp_path, "--format", "safetensors")
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown format")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: unknown format")
+
+
+def test_fetch_search_fetches_the_winner(qhub: HubServer, tmp_path: Path) -> None:
+    r = run_qp(
+        "fetch",
+        BASE,
+        "--search",
+        "--vram",
+        "24",
+        "--ctx",
+        "16k",
+        "--json",
+        env={"HF_ENDPOINT": qhub.endpoint, "HF_HOME": str(tmp_path / "hf")},
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["repo"], doc["variant"]) == ("q3/Mixtral-8x7B-Instruct-GGUF", "mixtral.Q4_K_M.gguf")
+    assert Path(doc["local_dir"], "mixtral.Q4_K_M.gguf").is_file()

@@ -116,7 +116,8 @@ def test_a_stalled_connection_is_dropped_and_retried(
 
 def test_a_corrupted_transfer_is_downloaded_again(hub: Hub, srv: HubServer, tmp_path: Path) -> None:
     srv.faults.add("*/big.safetensors", Fault(corrupt_at=CHUNK + 10, origin="cdn", times=1))
-    result = fetch(hub, tmp_path / "out")
+    # one chunk for the whole file, so the one corrupting answer covers the flipped offset
+    result = fetch(hub, tmp_path / "out", options(chunk_bytes=8 * MIB))
     assert srv.faults.fired() == 1
     assert result.transferred_bytes >= 2 * BIG
     assert_complete(tmp_path / "out")
@@ -158,7 +159,7 @@ def test_the_token_never_reaches_the_cdn(hub: Hub, srv: HubServer, tmp_path: Pat
     assert all(r.authorized for r in srv.requests.filter(origin="hub", path="*/resolve/*"))
 
 
-# -- a fetch in another process, killed or interrupted mid-file -------------------------------------
+# -- a fetch in another process, killed or interrupted mid-file ------------------------------------
 
 CHILD = """
 import json, sys

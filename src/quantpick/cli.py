@@ -234,6 +234,12 @@ def fetch_cmd(
         str | None,
         typer.Option("--file", "-f", help="Take this GGUF file (with its split parts)."),
     ] = None,
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search", help="REPO is a base model: fetch the best quant across all its repos."
+        ),
+    ] = False,
     vram: VramOpt = None,
     ctx: CtxOpt = None,
     cache: CacheOpt = "fp16",
@@ -273,7 +279,7 @@ def fetch_cmd(
     out = render.Out(quiet=quiet, verbose=verbose)
     hub = commands.HubArgs(endpoint, token, cache_dir, False, verbose)
     budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve) if vram else None
-    choice = commands.Choice(branch=branch, file=file)
+    choice = commands.Choice(branch=branch, file=file, search=search)
     opts = commands.FetchArgs(local_dir, revision, dry_run, backend, max_workers)
     result = commands.fetch(repo, choice, budget, config, hub, opts, out)
     out.json(result) if json else render.render_fetch(out, result)

@@ -246,6 +246,28 @@ def downloadable(v: Variant) -> bool:
 class Choice:
     branch: str | None = None
     file: str | None = None
+    # REPO is a base model: fetch the best variant across all its quantized repos
+    search: bool = False
+
+
+def _search_winner(
+    base: str, budget_args: BudgetArgs | None, hub_args: HubArgs
+) -> tuple[str, Choice]:
+    from quantpick.search import search
+
+    if budget_args is None:
+        raise UsageError("--search needs --vram (and --ctx)", "e.g. --search --vram 24 --ctx 16k")
+    result = search(base, budget_args, None, 30, hub_args)
+    winner = next((h for h in result.hits if h.variant.estimate and h.variant.estimate.fits), None)
+    if winner is None:
+        raise NothingFitsError(
+            f"no quantized variant of {base} fits ({len(result.repos)} repos read)",
+            "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram",
+        )
+    v = winner.variant
+    if v.kind is VariantKind.FILE:
+        return winner.repo, Choice(file=v.name)
+    return winner.repo, Choice(branch=v.name)
 
 
 @dataclass(frozen=True)
@@ -308,6 +330,8 @@ def fetch(
     from quantpick.plan import Backend, plan_fetch
     from quantpick.transfer import TransferOptions
 
+    if choice.search:
+        spec, choice = _search_winner(spec, budget_args, hub_args)
     repo, spec_branch = split_repo(spec)
     if spec_branch and (choice.branch or choice.file) and spec_branch != choice.branch:
         raise UsageError(f"{spec} names a branch and so does --branch/--file", "give one of them")

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from quantpick.errors import NetworkError
 from quantpick.fetch_run import HUB_STAGING, Cancelled, Context, Run, bad_hash
 from quantpick.http_range import (
     Source,
@@ -29,31 +30,34 @@ from quantpick.plan import Backend, PlannedFile
 
 def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
     p = planned
-    staging = ensure_dir(ctx.local_dir, f"{STATE_DIR}/{HUB_STAGING}/{partial_key(p.path)}")
     ctx.progress.file_started(p.path, p.size_bytes, 0)
-    try:
-        for tries_left in (1, 0):
-            ctx.hub.download_file(ctx.plan.repo, ctx.plan.commit_sha, p.path, staging)
+    attempt = 0
+    redownloads_left = 1
+    while True:
+        staging = ensure_dir(ctx.local_dir, f"{STATE_DIR}/{HUB_STAGING}/{partial_key(p.path)}")
+        try:
+            try:
+                ctx.hub.download_file(ctx.plan.repo, ctx.plan.commit_sha, p.path, staging)
+            except NetworkError as exc:
+                # hf_hub_download gives up on the first 5xx of a GET: try again like the engine
+                attempt = ctx.backoff(attempt, p.path, exc)
+                continue
             # where local_dir mode puts it; the returned path is not trusted beyond that
             landed = staging / check_hub_path(p.path)
             digest = hash_file(landed, p.size_bytes, git=not p.lfs)
             ctx.stats.add(p.size_bytes)
             ctx.progress.advance(p.path, p.size_bytes)
             if digest is not None and digest.matches(p.sha256, p.git_oid):
-                if run.stopping:
-                    return
-                ctx.install(p, landed, digest, Backend.HUB)
-                run.file_finished()
+                if not run.stopping:
+                    ctx.install(p, landed, digest, Backend.HUB)
+                    run.file_finished()
                 return
+            if redownloads_left <= 0:
+                raise bad_hash(p)
+            redownloads_left -= 1
+            ctx.progress.note(p.path, "hash or size mismatch: downloading again")
+        finally:
             shutil.rmtree(staging, ignore_errors=True)
-            if tries_left:
-                ctx.progress.note(p.path, "hash or size mismatch: downloading again")
-                staging = ensure_dir(
-                    ctx.local_dir, f"{STATE_DIR}/{HUB_STAGING}/{partial_key(p.path)}"
-                )
-        raise bad_hash(p)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def hub_worker(ctx: Context, run: Run, files: deque[PlannedFile], lock: threading.Lock) -> None:
