@@ -169,26 +169,36 @@ class Hub:
 
     # -- look-ups --------------------------------------------------------------------------------
 
-    def card_text(self, repo: str, revision: str | None = None) -> str | None:
-        """README.md at a revision, or None when the repo has none."""
-        if self.settings.offline:
-            return self._cache_read_card(repo)
-        with self._mapped(repo, revision, "README.md"):
+    def _small_file(self, repo: str, filename: str, revision: str | None) -> Path | None:
+        """A small file through huggingface_hub's cache; None when the revision has no such file.
+
+        hf_hub_download retries transient failures itself (5 tries with backoff).
+        """
+        with self._mapped(repo, revision, filename):
             try:
-                # hf_hub_download retries transient failures itself (5 tries with backoff)
-                path = hf_hub_download(
-                    repo,
-                    "README.md",
-                    revision=revision,
-                    endpoint=self.settings.endpoint,
-                    token=self._token_arg,
-                    cache_dir=self.settings.cache_dir,
+                return Path(
+                    hf_hub_download(
+                        repo,
+                        filename,
+                        revision=revision,
+                        endpoint=self.settings.endpoint,
+                        token=self._token_arg,
+                        cache_dir=self.settings.cache_dir,
+                    )
                 )
             except HfEntryNotFoundError as exc:
                 if isinstance(exc, LocalEntryNotFoundError):
                     raise
                 return None
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+
+    def card_text(self, repo: str, revision: str | None = None) -> str | None:
+        """README.md at a revision, or None when the repo has none."""
+        if self.settings.offline:
+            return self._cache_read_card(repo)
+        path = self._small_file(repo, "README.md", revision)
+        if path is None:
+            return None
+        text = path.read_text(encoding="utf-8", errors="replace")
         self._cache_write_card(repo, text)
         return text
 
@@ -251,23 +261,14 @@ class Hub:
         return listing
 
     def config(self, repo: str, revision: str | None = None) -> dict[str, Any] | None:
-        """config.json from a revision; None when absent or unreadable."""
+        """config.json from a revision; None when absent or not a JSON object."""
         if self.settings.offline:
             return None
-        with self._mapped(repo, revision, "config.json"):
-            try:
-                path = hf_hub_download(
-                    repo,
-                    "config.json",
-                    revision=revision,
-                    endpoint=self.settings.endpoint,
-                    token=self._token_arg,
-                    cache_dir=self.settings.cache_dir,
-                )
-            except (HfEntryNotFoundError, RepositoryNotFoundError, QpRevisionNotFoundError):
-                return None
+        path = self._small_file(repo, "config.json", revision)
+        if path is None:
+            return None
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
