@@ -100,6 +100,10 @@ def test_fault_specs_parse_and_reject_unknown_fields() -> None:
         Fault.from_dict({"explode": 1})
     with pytest.raises(ValueError, match="rate_bps"):
         Fault(rate_bps=0)
+    with pytest.raises(ValueError, match="must be a number"):
+        Fault.from_dict({"status": "503"})
+    with pytest.raises(ValueError, match="origin"):
+        Fault.parse("origin=moon")
 
 
 # --- each fault through a real client ------------------------------------------------------------

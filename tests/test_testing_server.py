@@ -264,7 +264,8 @@ def test_one_gib_streams_to_parallel_clients_without_loading_it(
     hub: HubProcess, hub_root: Path, tmp_path: Path
 ) -> None:
     gib = 1 << 30
-    make_repo(hub_root, "org/huge", {"main": {"model.safetensors": gib}})
+    built = make_repo(hub_root, "org/huge", {"main": {"model.safetensors": gib}})
+    assert (built.branch_dir() / "model.safetensors").stat().st_blocks * 512 < MIB  # sparse
     (entry,) = [e for e in api(hub).list_repo_tree("org/huge") if e.path == "model.safetensors"]
     assert isinstance(entry, RepoFile)
     assert entry.lfs is not None

@@ -43,7 +43,7 @@ class TransferOptions:
     # a connection that delivers nothing for this long is dropped and its chunk retried
     stall_timeout_s: float = 30.0
     # resume granularity: at most max_workers chunks are lost when a fetch is killed
-    chunk_bytes: int = 16 << 20
+    chunk_bytes: int = 32 << 20
     # tries per chunk (or per file for huggingface_hub/hf_transfer) after the first
     retries: int = 5
     backoff_s: float = 0.5

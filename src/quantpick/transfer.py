@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from quantpick.fetch_run import Context, Run
+from quantpick.fetch_run import Cancelled, Context, Run, TransferOptions
 from quantpick.http_range import (
     Source,
 )
@@ -19,6 +19,8 @@ from quantpick.plan import Backend, FileState, PlannedFile
 from quantpick.ranged import RangedEngine
 
 # -- entry point ----------------------------------------------------------------------------------
+
+__all__ = ["Cancelled", "Context", "TransferOptions", "transfer"]
 
 
 def transfer(ctx: Context, files: list[PlannedFile], sources: dict[str, Source]) -> None:

@@ -69,6 +69,12 @@ LLAMACPP_CUDA_CONTEXT_BYTES: Final = GIB // 2
 EXLLAMAV2_CHUNK_TOKENS: Final = 2048
 # exl2 converter's default head (lm_head) precision when the name does not say (convert.py -hb 6)
 EXL2_DEFAULT_HEAD_BITS: Final = 6.0
+# an exl2 "bpw" is the optimizer's target, met per layer from discrete options; where only the bits
+# are known (no Hub file sizes), size them this much above nominal. Evidence: bartowski's VRAM
+# tables for Mixtral-8x7B (Cerebrum) and Mistral-22B grow 5.7% and 7% faster per bit than nominal
+# bits x parameters, his 2x7B and suparious' 7B tables not at all; 3% splits the difference on the
+# safe side.
+EXL2_BITS_MARGIN: Final = 0.03
 
 # --- transformers (measured: ../shared/gpu/transformers_fp16_h100.json, batch 1, SDPA) ------------
 # peak_alloc - weights - KV per prompt token, per unit of intermediate_size: 8.32-9.02 over 12 rows
@@ -328,7 +334,8 @@ def _bits_weights_bytes(variant: Variant, shape: ModelShape, runtime: Runtime) -
             variant.head_bits or names.describe(variant.name).head_bits or EXL2_DEFAULT_HEAD_BITS
         )
         on_gpu_embed = 0 if runtime is Runtime.EXLLAMAV2 else embed * FP16_BYTES
-        return round(linear * bits / 8 + head * head_bits / 8 + on_gpu_embed)
+        quantized = (linear * bits + head * head_bits) / 8 * (1 + EXL2_BITS_MARGIN)
+        return round(quantized + on_gpu_embed)
     if variant.format in (Format.GPTQ, Format.AWQ):
         # per group: one fp16 scale and one packed zero point; no grouping = one per output column
         group = variant.group_size or shape.hidden_size

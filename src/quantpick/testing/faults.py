@@ -43,6 +43,16 @@ class Fault:
     origin: Origin | None = None
 
     def __post_init__(self) -> None:
+        # faults also arrive as JSON (control endpoint) and CLI specs: check the types they carry
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None or f.name in ("method", "origin"):
+                continue
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if not numeric or (f.name != "stall_s" and not isinstance(value, int)):
+                raise ValueError(f"fault field {f.name} must be a number, got {value!r}")
+        if self.origin not in (None, "hub", "cdn"):
+            raise ValueError(f"origin must be hub or cdn, got {self.origin!r}")
         if self.rate_bps is not None and self.rate_bps <= 0:
             raise ValueError("rate_bps must be positive")
         if self.times is not None and self.times < 0:

@@ -61,8 +61,7 @@ class HubHandler(BaseHTTPRequestHandler):
             # control traffic stays out of the request log and is never faulted
             self._send(control.handle(hub, self.command, segments[1:], body))
             return
-        status, sent = 500, 0
-        self._body_fault = None
+        status, sent, faulted = 500, 0, False
         fault = hub.faults.claim("request", method=self.command, path=path, origin=origin)
         try:
             if fault is not None and fault.stall_s > 0:
@@ -72,8 +71,9 @@ class HubHandler(BaseHTTPRequestHandler):
             else:
                 reply = self._route(segments, query)
             status = reply.status
+            faulted = fault is not None
             if reply.file is not None:
-                status, sent = self._send_file(reply, fault, path)
+                status, sent, faulted = self._send_file(reply, fault, path)
             else:
                 sent = self._send(reply)
         except (ConnectionError, TimeoutError):
@@ -89,11 +89,9 @@ class HubHandler(BaseHTTPRequestHandler):
                     authorized="Authorization" in self.headers,
                     range=self.headers.get("Range"),
                     bytes_sent=sent,
-                    fault=fault is not None or self._body_fault is not None,
+                    fault=faulted,
                 )
             )
-
-    _body_fault: Fault | None = None
 
     def _route(self, segments: list[str], query: dict[str, list[str]]) -> Reply:
         hub = self.server.hub
@@ -132,7 +130,8 @@ class HubHandler(BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
         return len(reply.body)
 
-    def _send_file(self, reply: Reply, fault: Fault | None, path: str) -> tuple[int, int]:
+    def _send_file(self, reply: Reply, fault: Fault | None, path: str) -> tuple[int, int, bool]:
+        """Returns (status, body bytes sent, whether a fault shaped the answer)."""
         entry = reply.file
         assert entry is not None
         size = entry.size
@@ -140,12 +139,11 @@ class HubHandler(BaseHTTPRequestHandler):
         if span == "unsatisfiable":
             range_headers = {"Content-Range": f"bytes */{size}"}
             self._send(HubError(416, None, "Range Not Satisfiable", range_headers).reply())
-            return 416, 0
+            return 416, 0, fault is not None
         if fault is None:
             fault = self.server.hub.faults.claim(
                 "body", method=self.command, path=path, origin=self.server.origin
             )
-            self._body_fault = fault
         start, end = span if span is not None else (0, size - 1)
         length = end - start + 1
         announced = max(0, length + (fault.length_delta if fault else 0))
@@ -159,8 +157,9 @@ class HubHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         if self.command == "HEAD":
-            return status, 0
-        return status, self._send_body(entry.abs_path.as_posix(), start, length, announced, fault)
+            return status, 0, fault is not None
+        sent = self._send_body(entry.abs_path.as_posix(), start, length, announced, fault)
+        return status, sent, fault is not None
 
     def _send_body(
         self, file: str, start: int, length: int, announced: int, fault: Fault | None

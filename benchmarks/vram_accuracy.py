@@ -1,0 +1,231 @@
+"""How far the VRAM estimator is from every VRAM figure we can check it against.
+
+Ground truth:
+
+* every table VRAM figure in ../shared/cards/**/*.expected.json (the cards' own numbers, read by
+  hand; figures a card derives from a prose rule - ``vram_gb_derived`` - are not ground truth and
+  are skipped, as are "Max RAM" columns, which are system RAM);
+* every row of ../shared/gpu/transformers_fp16_h100.json (nvidia-smi total while generating).
+
+Each card figure is predicted without using it: ``card-fit`` leaves it out and fits the same row's
+other contexts; ``formula`` ignores all of the row's figures and works from the model's shape
+(benchmarks/configs) and the card's size or bits. The GPU rows have no card, so only the formula
+answers; note that the transformers profile's constants were read off these same rows, so that
+part is a calibration residual, not a held-out test.
+
+    .venv/bin/python benchmarks/vram_accuracy.py [--shared ../shared] [--parser] [--rows] [--check]
+
+Target: median |error| <= 3 % and no under-estimate worse than 5 %, per method and runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantpick import names
+from quantpick.errors import QuantpickError
+from quantpick.records import GB, GIB, Format, ModelShape, Source, Variant, VariantKind
+from quantpick.shape import shape_from_config
+from quantpick.vram import default_runtime, estimate_vram
+
+HERE = Path(__file__).resolve().parent
+MIB = 1 << 20
+MEDIAN_TARGET = 0.03
+UNDER_TARGET = -0.05
+
+# card repo (as in expected.json) -> the public config of the model its quants were made from
+CARD_CONFIGS = {
+    "bartowski/Cerebrum-1.0-8x7b-exl2": "mixtral-8x7b-instruct-v0.1",
+    "macadeliccc/laser-dolphin-mixtral-2x7b-dpo": "laser-dolphin-mixtral-2x7b",
+    "suparious/mistral-7b-v0.2-layla-v4-exl2": "mistral-7b-v0.2",
+    "SanctumAI/Codestral-22B-v0.1-GGUF": "codestral-22b-v0.1",
+}
+# measured model -> config; "mistral-7b" was built without a sliding window (its KV cache grew to
+# 32k)
+GPU_CONFIGS = {
+    "mistral-7b": "mistral-7b-v0.2",
+    "llama-2-7b": "llama-2-7b",
+    "llama-3-8b": "llama-3-8b",
+    "llama-2-13b": "llama-2-13b",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    source: str
+    variant: str
+    method: str
+    runtime: str
+    context_tokens: int
+    truth_bytes: int
+    predicted_bytes: int | None
+    note: str = ""
+
+    @property
+    def error(self) -> float | None:
+        if self.predicted_bytes is None:
+            return None
+        return (self.predicted_bytes - self.truth_bytes) / self.truth_bytes
+
+
+def load_shape(name: str) -> ModelShape:
+    return shape_from_config(json.loads((HERE / "configs" / f"{name}.json").read_text()))
+
+
+def variant_from_expected(entry: dict[str, object]) -> Variant:
+    """A Variant as the card parser should produce it, from the hand-read expected.json entry."""
+    name = str(entry["name"])
+    info = names.describe(name)
+    size_gb = entry.get("size_gb")
+    bits = entry.get("bits")
+    head = entry.get("lm_head_bits")
+    return Variant(
+        name=name,
+        kind=VariantKind.FILE if name.endswith((".gguf", ".bin")) else VariantKind.BRANCH,
+        format=info.format or Format.OTHER,
+        bits=float(bits) if isinstance(bits, int | float) else None,
+        bits_source=Source.CARD if bits is not None else None,
+        head_bits=float(head) if isinstance(head, int | float) else None,
+        size_bytes=round(size_gb * GB) if isinstance(size_gb, int | float) else None,
+        size_source=Source.CARD if isinstance(size_gb, int | float) else None,
+        quant_method=str(entry["quant_method"]) if entry.get("quant_method") else None,
+    )
+
+
+def parsed_variants(card_path: Path) -> dict[str, Variant]:
+    from quantpick.card_parser import parse_card
+
+    card = parse_card(card_path.read_text(encoding="utf-8"))
+    return {v.name: v for v in card.variants}
+
+
+def card_figures(entry: dict[str, object]) -> dict[int, int]:
+    raw = entry.get("vram_gb")
+    if not isinstance(raw, dict):
+        return {}
+    return {int(ctx): round(gib * GIB) for ctx, gib in raw.items() if ctx != "unspecified"}
+
+
+def _predict(variant: Variant, shape: ModelShape | None, ctx: int) -> tuple[int | None, str]:
+    try:
+        estimate = estimate_vram(variant, shape, ctx)
+    except QuantpickError as exc:
+        return None, exc.message
+    return estimate.vram_bytes, "; ".join(estimate.warnings)
+
+
+def card_checks(shared: Path, use_parser: bool) -> Iterator[Check]:
+    for path in sorted(shared.glob("cards/*/*.expected.json")):
+        expected = json.loads(path.read_text())
+        repo = expected["repo"]
+        config = CARD_CONFIGS.get(repo)
+        shape = load_shape(config) if config else None
+        parsed = parsed_variants(path.with_name(path.name[: -len(".expected.json")] + ".md"))
+        for entry in expected["variants"]:
+            figures = card_figures(entry)
+            if not figures:
+                continue
+            base = variant_from_expected(entry)
+            if use_parser and entry["name"] in parsed:
+                base = parsed[entry["name"]]
+            runtime = default_runtime(base.format).value
+            for ctx, truth in sorted(figures.items()):
+                others = {c: b for c, b in figures.items() if c != ctx}
+                clean = base.model_copy(
+                    update={"vram_bytes": {}, "vram_derived_bytes": {}, "vram_bytes_by_cache": {}}
+                )
+                if others:
+                    fitted, note = _predict(
+                        clean.model_copy(update={"vram_bytes": others}), shape, ctx
+                    )
+                    yield Check(repo, base.name, "card-fit", runtime, ctx, truth, fitted, note)
+                formula, note = _predict(clean, shape, ctx)
+                yield Check(repo, base.name, "formula", runtime, ctx, truth, formula, note)
+
+
+def gpu_checks(shared: Path) -> Iterator[Check]:
+    path = shared / "gpu" / "transformers_fp16_h100.json"
+    for row in json.loads(path.read_text())["rows"]:
+        if not row.get("ok"):
+            continue
+        weights = Variant(
+            name=row["model"],
+            kind=VariantKind.REPO,
+            format=Format.OTHER,
+            size_bytes=row["weights_bytes"],
+            size_source=Source.HUB,
+        )
+        shape = load_shape(GPU_CONFIGS[row["model"]])
+        predicted, note = _predict(weights.model_copy(), shape, row["ctx"])
+        truth = round(row["smi_used_mib"] * MIB)
+        yield Check(
+            path.name, row["model"], "formula", "transformers", row["ctx"], truth, predicted, note
+        )
+
+
+def summarize(checks: list[Check]) -> bool:
+    ok = True
+    groups: dict[tuple[str, str], list[Check]] = {}
+    for check in checks:
+        groups.setdefault((check.method, check.runtime), []).append(check)
+    print(
+        f"{'method':9} {'runtime':13} {'n':>3} {'median|e|':>9} {'worst|e|':>9} "
+        f"{'under':>7} {'worst under':>11}"
+    )
+    for (method, runtime), group in sorted(groups.items()):
+        errors = [c.error for c in group if c.error is not None]
+        missing = len(group) - len(errors)
+        if not errors:
+            print(f"{method:9} {runtime:13} {len(group):3}   (no prediction: {missing})")
+            continue
+        median = statistics.median(abs(e) for e in errors)
+        worst = max(errors, key=abs)
+        unders = [e for e in errors if e < 0]
+        worst_under = min(unders, default=0.0)
+        passed = median <= MEDIAN_TARGET and worst_under >= UNDER_TARGET
+        ok = ok and passed
+        print(
+            f"{method:9} {runtime:13} {len(errors):3} {median:9.1%} {worst:+9.1%} "
+            f"{len(unders) / len(errors):7.0%} {worst_under:+11.1%}"
+            f"{'' if passed else '  MISSES TARGET'}"
+            f"{f'  ({missing} unpredictable)' if missing else ''}"
+        )
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=HERE.parents[1] / "shared")
+    parser.add_argument(
+        "--parser", action="store_true", help="size variants as card_parser reads them"
+    )
+    parser.add_argument("--rows", action="store_true", help="print every check")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    card = list(card_checks(args.shared, args.parser))
+    gpu = list(gpu_checks(args.shared))
+    if args.rows:
+        for c in card + gpu:
+            err = "n/a" if c.error is None else f"{c.error:+.1%}"
+            pred = "-" if c.predicted_bytes is None else f"{c.predicted_bytes / GIB:.2f}"
+            print(
+                f"{c.source:45} {c.variant:32} {c.method:8} {c.context_tokens:6} "
+                f"truth {c.truth_bytes / GIB:6.2f} pred {pred:>6} {err:>7} {c.note}"
+            )
+        print()
+    figures = {(c.source, c.variant, c.context_tokens) for c in card}
+    print(f"cards: {len(card)} checks of {len(figures)} figures")
+    ok_cards = summarize(card)
+    print(f"\nGPU measurements (nvidia-smi total): {len(gpu)} rows")
+    ok_gpu = summarize(gpu)
+    return 0 if (ok_cards and ok_gpu) or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
