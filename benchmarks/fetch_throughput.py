@@ -166,8 +166,9 @@ def main() -> int:
         ratio = medians["hf download"] / medians["quantpick"]
         best_ratio = min(times["hf download"]) / min(times["quantpick"])
         print(
-            f"\nquantpick is {ratio:.2f}x hf download (target >= 1.5x; best runs {best_ratio:.2f}x); "
-            f"{medians['curl (ceiling)'] / medians['quantpick']:.2f}x the curl ceiling's speed"
+            f"\nquantpick is {ratio:.2f}x hf download (target >= 1.5x; best runs "
+            f"{best_ratio:.2f}x); {medians['curl (ceiling)'] / medians['quantpick']:.2f}x "
+            "the curl ceiling's speed"
         )
     finally:
         hub.terminate()

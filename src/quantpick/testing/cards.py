@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# PyYAML ships no type hints; it is always present as a dependency of huggingface_hub.
-import yaml  # type: ignore[import-untyped, unused-ignore]
+# the Hub reads card metadata as YAML; so does this stand-in
+import yaml
 
 from quantpick.testing.store import Snapshot
 
