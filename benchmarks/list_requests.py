@@ -4,8 +4,9 @@
 
 Expected per run: 1 refs + 1 tree per branch, main included (concurrent, bounded pool) + README
 (HEAD + GET) + config.json of one branch (HEAD + GET) + huggingface_hub's once-per-process
-/api/agent-harnesses = branches + 7, independent of the files per branch (trees are recursive). A second run against the same HF_HOME answers the README and config.json from
-huggingface_hub's cache with a HEAD each.
+/api/agent-harnesses = branches + 7, independent of the files per branch (trees are recursive).
+A second run against the same HF_HOME answers the README and config.json from huggingface_hub's
+cache with a HEAD each.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Repos for the loopback Hub built from ../shared/cards: each card's README plus small stand-in files
-for every branch or file its ground truth lists, so `list` can cross-check card against Hub."""
+"""Repos for the loopback Hub built from ../shared/cards: each card's README plus small stand-in
+files for every branch or file its ground truth lists, so `list` can cross-check card and Hub."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def test_interrupted_fetch_exits_130_or_143_and_resumes(
     while time.monotonic() < deadline and not _partial_bytes(target):
         time.sleep(0.05)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert not (target / "model.safetensors").exists()
     assert "error: " in err

@@ -73,7 +73,10 @@ def test_missing_branch_is_flagged_never_offered(qhub: HubServer, tmp_path: Path
 
 
 def test_hub_only_branch_and_measurement_main(qhub: HubServer, tmp_path: Path) -> None:
-    card = "| Branch | Bits | VRAM (16k) |\n|---|---|---|\n| [6_5](https://huggingface.co/o/m/tree/6_5) | 6.5 | 9.0 GB |\n"
+    card = (
+        "| Branch | Bits | VRAM (16k) |\n|---|---|---|\n"
+        "| [6_5](https://huggingface.co/o/m/tree/6_5) | 6.5 | 9.0 GB |\n"
+    )
     make_repo(
         qhub.root,
         "o/m-exl2",
@@ -130,7 +133,8 @@ def test_errors_map_to_exit_codes(
     got, out, err = _list(qhub, tmp_path, *args)
     assert got == code, err
     assert out == ""
-    assert err.startswith("error: ") and needle in err
+    assert err.startswith("error: ")
+    assert needle in err
     assert "hint: " in err
     assert "Traceback" not in err
 

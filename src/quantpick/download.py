@@ -39,10 +39,10 @@ from filelock import FileLock, Timeout
 
 from quantpick.errors import (
     DiskSpaceError,
-    ExitCode,
     IntegrityError,
     InterruptedError_,
     LockedError,
+    TerminatedError,
     UsageError,
 )
 from quantpick.fetch_run import HUB_STAGING, Cancelled, Context, TransferOptions
@@ -93,12 +93,6 @@ __all__ = [
     "require_verified",
     "verify",
 ]
-
-
-class TerminatedError(InterruptedError_):
-    """SIGTERM: the same resumable stop as Ctrl-C, with the exit code service managers expect."""
-
-    exit_code = ExitCode.TERMINATED
 
 
 class FetchResult(Record):

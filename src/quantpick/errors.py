@@ -101,3 +101,9 @@ class NoGpuError(QuantpickError):
 class InterruptedError_(QuantpickError):
     exit_code = ExitCode.INTERRUPTED
     default_hint = "run the same command again to resume"
+
+
+class TerminatedError(InterruptedError_):
+    """SIGTERM: the same resumable stop as Ctrl-C, with the exit code service managers expect."""
+
+    exit_code = ExitCode.TERMINATED
