@@ -26,27 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.request import Request, urlopen
 
-from quantpick.testing import DEFAULT_TOKEN, make_repo
+from quantpick.testing import make_repo
 
 REPO = "bench/throughput-exl2"
 BRANCH = "4.0bpw"
 VENV_BIN = Path(sys.executable).parent
-
-QUANTPICK_CHILD = """
-import json, sys
-from pathlib import Path
-from quantpick.download import execute, plan_fetch
-from quantpick.fetch_run import TransferOptions
-from quantpick.hub import Hub, HubSettings
-from quantpick.plan import Backend
-from quantpick.records import Format, Variant, VariantKind
-a = json.loads(sys.argv[1])
-hub = Hub(HubSettings(endpoint=a["endpoint"], token=a["token"], cache_dir=Path(a["cache"])))
-variant = Variant(name=a["branch"], kind=VariantKind.BRANCH, format=Format.EXL2)
-plan = plan_fetch(hub, a["repo"], variant, local_dir=Path(a["out"]), backend=Backend(a["backend"]))
-result = execute(plan, hub, options=TransferOptions(max_workers=a["workers"]))
-assert result.manifest.total_bytes == a["total"], result.manifest.total_bytes
-"""
+# quantpick fetch --max-workers; set from the command line
+WORKERS = 8
 
 
 def start_hub(root: Path) -> tuple[subprocess.Popen[str], str]:
@@ -73,18 +59,30 @@ def tree(endpoint: str) -> list[dict[str, object]]:
 
 
 def run_quantpick(endpoint: str, out: Path, scratch: Path, total: int, backend: str) -> None:
-    args = {
-        "endpoint": endpoint,
-        "token": DEFAULT_TOKEN,
-        "cache": str(scratch / "qp-cache"),
-        "repo": REPO,
-        "branch": BRANCH,
-        "out": str(out),
-        "backend": backend,
-        "workers": 8,
-        "total": total,
+    """The real command a user types: `quantpick fetch REPO:BRANCH`."""
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(scratch / "qp-home"),
+        "HF_HUB_DISABLE_UPDATE_CHECK": "1",
     }
-    subprocess.run([sys.executable, "-c", QUANTPICK_CHILD, json.dumps(args)], check=True)
+    cmd = [
+        str(VENV_BIN / "quantpick"),
+        "fetch",
+        f"{REPO}:{BRANCH}",
+        "--local-dir",
+        str(out),
+        "--backend",
+        backend,
+        "--max-workers",
+        str(WORKERS),
+        "--quiet",
+    ]
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    got = sum(
+        p.stat().st_size for p in out.rglob("*") if p.is_file() and ".quantpick" not in p.parts
+    )
+    assert got >= total, (got, total)
 
 
 def run_hf(endpoint: str, out: Path, scratch: Path) -> None:
@@ -117,7 +115,12 @@ def main() -> int:
         "--hf-transfer", action="store_true", help="also time --backend hf_transfer"
     )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
+    parser.add_argument(
+        "--max-workers", type=int, default=8, help="quantpick fetch --max-workers (default 8)"
+    )
     args = parser.parse_args()
+    global WORKERS
+    WORKERS = args.max_workers
 
     scratch = Path(tempfile.mkdtemp(prefix="qp-bench-", dir=args.workdir))
     size = args.file_mib << 20
