@@ -161,3 +161,76 @@ def test_env_defaults_for_flags() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "3_5\n"
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs: a real full disk, where the test may mount one (root on Linux)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_not_enough_disk_exits_9_before_any_byte(
+    qhub: HubServer, tmp_path: Path, small_fs: Path
+) -> None:
+    (small_fs / "filler").write_bytes(b"\0" * (2 * MIB))
+    r = run_qp(
+        "fetch", "demo/mix-exl2:3_0", "--local-dir", small_fs / "m", env=_env(qhub, tmp_path)
+    )
+    assert r.returncode == 9, r.stderr
+    assert r.stderr.startswith("error: ")
+    assert not qhub.requests.filter(path="*/model.safetensors", method="GET")
+
+
+def test_disk_full_mid_transfer_exits_9_then_resumes(
+    qhub: HubServer, tmp_path: Path, small_fs: Path
+) -> None:
+    qhub.faults.add("*/model.safetensors", Fault(rate_bps=256 * 1024))
+    env = {**os.environ, **_env(qhub, tmp_path), "HF_HUB_DISABLE_UPDATE_CHECK": "1"}
+    target = small_fs / "m"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "quantpick",
+            "fetch",
+            "demo/mix-exl2:3_0",
+            "--local-dir",
+            str(target),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _partial_bytes(target):
+        time.sleep(0.05)
+    # another program fills the disk while the transfer runs
+    filler = small_fs / "filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 9, err
+    assert "error: " in err
+    assert not (target / "model.safetensors").exists()
+    filler.unlink()
+    qhub.faults.clear()
+    again = run_qp("fetch", "demo/mix-exl2:3_0", "--local-dir", target, env=_env(qhub, tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert run_qp("verify", target).returncode == 0

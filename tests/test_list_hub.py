@@ -192,3 +192,28 @@ def test_network_down(tmp_path: Path) -> None:
     r = run_qp("list", "o/pub", "--endpoint", "http://127.0.0.1:9", env={"HF_HOME": str(tmp_path)})
     assert r.returncode == 7
     assert r.stderr.startswith("error: could not reach")
+
+
+@needs_cards
+def test_renamed_branch_shows_card_row_missing_and_hub_branch(
+    qhub: HubServer, tmp_path: Path
+) -> None:
+    sc = next(c for c in CARDS if c.stem == "bartowski__Cerebrum-1.0-8x7b-exl2")
+    repo = build_shared_repo(qhub.root, sc, drop="4_25")
+    # the quantizer renamed 4_25 to 4.25bpw on the Hub and never updated the card
+    make_repo(qhub.root, repo, {"4.25bpw": {"model.safetensors": 1 << 20}})
+    code, out, err = _list(qhub, tmp_path, repo, "--json")
+    assert code == 0, err
+    variants = {v["name"]: v for v in json.loads(out)["variants"]}
+    assert variants["4_25"]["hub_status"] == "missing"
+    renamed = variants["4.25bpw"]
+    assert renamed["hub_status"] == "hub-only"
+    assert (renamed["bits"], renamed["bits_source"], renamed["size_source"]) == (
+        4.25,
+        "name",
+        "hub",
+    )
+    assert (
+        "warning: 4_25: the card lists branch '4_25', the Hub has none"
+        in _list(qhub, tmp_path, repo)[2]
+    )

@@ -6,10 +6,12 @@ and HF_HOME once, at import, so environment changes after import would otherwise
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,6 +37,7 @@ from huggingface_hub.utils import logging as hf_logging
 
 from quantpick.errors import (
     AuthError,
+    DiskSpaceError,
     EntryNotFoundError,
     NetworkError,
     QuantpickError,
@@ -100,8 +103,10 @@ class Hub:
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
         if not settings.verbose:
-            # its retry notices ("Retrying in 8s") would break our one-line stderr contract
+            # its retry notices ("Retrying in 8s") and disk-space warnings would break our
+            # one-line stderr contract; quantpick reports those conditions itself
             hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+            warnings.filterwarnings("ignore", module=r"huggingface_hub(\.|$)")
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
         )
@@ -148,7 +153,13 @@ class Hub:
             raise NetworkError(
                 f"the Hub answered HTTP {status} for {repo} after {RETRIES} tries"
             ) from None
-        except (httpx.HTTPError, OSError) as exc:
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskSpaceError(f"the disk filled up while writing {path or repo}") from None
+            raise NetworkError(
+                _redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
+            ) from None
+        except httpx.HTTPError as exc:
             raise NetworkError(
                 _redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
             ) from None
