@@ -217,3 +217,23 @@ def test_renamed_branch_shows_card_row_missing_and_hub_branch(
         "warning: 4_25: the card lists branch '4_25', the Hub has none"
         in _list(qhub, tmp_path, repo)[2]
     )
+
+
+def test_partial_mirror_degrades_with_a_warning(qhub: HubServer, tmp_path: Path) -> None:
+    from quantpick.testing.faults import Fault
+
+    make_repo(
+        qhub.root,
+        "o/mirrored",
+        {"main": {"model.safetensors": 3000, "config.json": "{}"}},
+        readme="# no table\n",
+    )
+    # a self-hosted mirror with neither branch listings nor tree listings
+    qhub.faults.add("/api/models/o/mirrored/refs", Fault(status=404))
+    qhub.faults.add("/api/models/o/mirrored/tree/*", Fault(status=404))
+    code, out, err = _list(qhub, tmp_path, "o/mirrored", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert any("does not list branches" in w for w in doc["warnings"])
+    assert any("no tree listing" in w for w in doc["warnings"])
+    assert "warning: " in _list(qhub, tmp_path, "o/mirrored")[2]

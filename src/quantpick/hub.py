@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -102,6 +103,9 @@ class Hub:
 
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
+        # what this Hub could not do and how quantpick made do (a partial mirror), for the user
+        self.warnings: list[str] = []
+        self._warn_lock = threading.Lock()
         if not settings.verbose:
             # its retry notices ("Retrying in 8s") and disk-space warnings would break our
             # one-line stderr contract; quantpick reports those conditions itself
@@ -216,18 +220,30 @@ class Hub:
     def branches(self, repo: str) -> dict[str, str]:
         """Branch name -> commit sha."""
         with self._mapped(repo):
-            refs = self._retrying(lambda: self._api.list_repo_refs(repo, token=self._token_arg))
+            try:
+                refs = self._retrying(lambda: self._api.list_repo_refs(repo, token=self._token_arg))
+            except HfHubHTTPError as exc:
+                if not _endpoint_missing(exc):
+                    raise
+                # a mirror without the refs endpoint: the default branch is all we can know
+                self._warn(f"{self.settings.endpoint} does not list branches: only main is shown")
+                return {"main": self.commit_sha(repo, "main")}
         return {b.name: b.target_commit for b in refs.branches}
 
     def files(self, repo: str, revision: str) -> tuple[RemoteFile, ...]:
         with self._mapped(repo, revision):
-            entries = self._retrying(
-                lambda: list(
-                    self._api.list_repo_tree(
-                        repo, revision=revision, recursive=True, token=self._token_arg
+            try:
+                entries = self._retrying(
+                    lambda: list(
+                        self._api.list_repo_tree(
+                            repo, revision=revision, recursive=True, token=self._token_arg
+                        )
                     )
                 )
-            )
+            except HfHubHTTPError as exc:
+                if not _endpoint_missing(exc):
+                    raise
+                return self._files_from_info(repo, revision)
         return tuple(
             RemoteFile(
                 path=e.path,
@@ -238,6 +254,33 @@ class Hub:
             for e in entries
             if isinstance(e, RepoFile)
         )
+
+    def _files_from_info(self, repo: str, revision: str) -> tuple[RemoteFile, ...]:
+        """Mirrors without tree listings: the revision's model info, which may lack sizes."""
+        info = self._retrying(
+            lambda: self._api.model_info(
+                repo, revision=revision, files_metadata=True, token=self._token_arg
+            )
+        )
+        siblings = info.siblings or []
+        if any(f.size is None for f in siblings):
+            self._warn(f"{self.settings.endpoint} gives no file sizes for {repo}: sizes shown as 0")
+        else:
+            self._warn(f"{self.settings.endpoint} has no tree listing: files read from model info")
+        return tuple(
+            RemoteFile(
+                path=f.rfilename,
+                size_bytes=f.size or 0,
+                sha256=f.lfs.sha256 if f.lfs is not None else None,
+                git_oid=f.blob_id,
+            )
+            for f in siblings
+        )
+
+    def _warn(self, message: str) -> None:
+        with self._warn_lock:
+            if message not in self.warnings:
+                self.warnings.append(message)
 
     def commit_sha(self, repo: str, revision: str) -> str:
         with self._mapped(repo, revision):
@@ -374,3 +417,9 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _endpoint_missing(exc: HfHubHTTPError) -> bool:
+    """A bare 404/405/501 (no Hub error code): the server lacks the endpoint, not the repo."""
+    status = exc.response.status_code if exc.response is not None else 0
+    return type(exc) is HfHubHTTPError and status in (404, 405, 501)

@@ -106,6 +106,7 @@ def from_hub(
         shape, origin = _shape_from_hub(hub, card, listing, variants)
     if shape is None:
         warnings.append("no config.json found: estimates use card figures only")
+    warnings.extend(hub.warnings)
     return Inventory(
         repo=repo,
         revision=revision,
