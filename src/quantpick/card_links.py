@@ -112,7 +112,7 @@ def branch_and_file_variants(links: list[Link], card_repo: str | None) -> list[V
         if target is None:
             continue
         if target.kind is TargetKind.TREE and not target.path and target.revision != "main":
-            info = describe(target.revision or "")
+            info = describe((target.revision or "").replace("/", "_"))
             key = (target.repo.lower(), target.revision or "")
             if not info.says_anything or key in seen:
                 continue

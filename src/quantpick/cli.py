@@ -219,7 +219,7 @@ def pick_cmd(
     hub = commands.HubArgs(endpoint, token, cache_dir, offline, verbose)
     budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = commands.pick(repo, card, revision, config, hub, budget, out)
-    out.json(result) if json else render.render_pick(out, result, name_only=True)
+    out.json(result) if json else render.render_pick(out, result)
     commands.exit_if_nothing_fits(result, out)
 
 

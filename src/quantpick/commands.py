@@ -288,7 +288,7 @@ def choose_variant(
     named = choice.branch or choice.file
     rec = None
     if named is not None:
-        found = inv.find(named)
+        found = inv.find(named) or (_bare_branch(inv, named) if choice.branch else None)
         if found is None:
             err = RevisionNotFoundError if choice.branch else EntryNotFoundError
             raise err(f"{inv.repo} has no variant {named!r}")
@@ -314,6 +314,23 @@ def choose_variant(
             f"run `quantpick list {inv.repo}` to see what exists",
         )
     return variant, rec
+
+
+def _bare_branch(inv: Inventory, name: str) -> Variant | None:
+    """A branch the Hub holds whose name says nothing (`my quant`): named, it is fetched as is."""
+    from quantpick.records import Format, Source
+
+    for b in inv.listing.branches if inv.listing else ():
+        if b.name == name and b.files:
+            return Variant(
+                name=name,
+                kind=VariantKind.BRANCH,
+                format=Format.OTHER,
+                size_bytes=b.total_bytes,
+                size_source=Source.HUB,
+                hub_status=HubStatus.HUB_ONLY,
+            )
+    return None
 
 
 def fetch(

@@ -217,7 +217,8 @@ def _named_variants(names: Iterable[str], kind: VariantKind) -> list[Variant]:
     listed = list(dict.fromkeys(n.strip() for n in names if n.strip()))
     variants = []
     for raw in listed:
-        info = describe(raw)
+        # a branch may hold a `/` (`4.0bpw/h8`): all of it is the name, not a folder and a base
+        info = describe(raw.replace("/", "_") if kind is VariantKind.BRANCH else raw)
         # a bare "main" says nothing; keep it only when it is all there is (the repo itself)
         if not info.says_anything and len(listed) > 1:
             continue

@@ -303,11 +303,19 @@ def _legend(result: ListResult) -> Text:
     return Text(" ".join(parts), style="dim")
 
 
-def render_pick(out: Out, result: PickResult, *, name_only: bool) -> None:
-    if result.pick is not None and name_only:
+def render_pick(out: Out, result: PickResult) -> None:
+    """The name alone on stdout (for `BRANCH=$(quantpick pick ...)`); why, on stderr."""
+    if result.pick is not None:
         out.line(result.pick.name)
     for reason in result.reasons:
-        out.info(reason) if name_only else out.stdout.print(reason)
+        out.info(reason)
+    r = result.runner_up
+    if result.pick is not None and r is not None and r.estimate and r.estimate.vram_bytes:
+        short = -(r.estimate.margin_bytes or 0)
+        out.info(
+            f"runner-up: {r.name}, the next better variant, needs {gib(r.estimate.vram_bytes)} "
+            f"({r.estimate.provenance}): {gib(short)} short"
+        )
 
 
 def render_fetch(out: Out, result: FetchResult) -> None:
