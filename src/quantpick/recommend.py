@@ -110,14 +110,6 @@ def _candidate(
             budget.runtime,
             card_cache_mode=card_cache_mode,
         )
-        max_context = vram_max_context(
-            variant,
-            shape,
-            usable,
-            budget.cache_mode,
-            budget.runtime,
-            card_cache_mode=card_cache_mode,
-        )
     except QuantpickError as exc:
         return Candidate(
             variant=variant,
@@ -127,6 +119,18 @@ def _candidate(
             max_context_tokens=None,
             reason=f"no estimate: {exc.message}",
         )
+    try:
+        max_context: int | None = vram_max_context(
+            variant,
+            shape,
+            usable,
+            budget.cache_mode,
+            budget.runtime,
+            card_cache_mode=card_cache_mode,
+        )
+    except QuantpickError:
+        # the inverse question may need a shape the estimate at this context did not
+        max_context = None
     margin = usable - estimate.vram_bytes
     fits = margin >= 0
     return Candidate(
@@ -187,7 +191,12 @@ def recommend(
         if runner_up is not None:
             reasons.append(f"closest: {runner_up.reason}")
     unsized = [c for c in candidates if c.estimate is None]
-    reasons.extend(f"skipped {c.variant.name}: {c.reason}" for c in unsized)
+    by_reason: dict[str, list[str]] = {}
+    for c in unsized:
+        by_reason.setdefault(c.reason, []).append(c.variant.name)
+    for reason, names in by_reason.items():
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        reasons.append(f"skipped {shown}: {reason}")
     return Recommendation(
         budget=budget,
         pick=pick,

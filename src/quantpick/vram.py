@@ -552,7 +552,8 @@ def _from_formula(
 ) -> Estimate:
     if shape is None:
         raise MissingShapeError(
-            f"{variant.name}: the card states no VRAM figure for it and no model shape is known"
+            "no card figure for this context, cache and runtime, and no model shape (config.json)"
+            " to compute one"
         )
     weights = weights_bytes(variant, shape, runtime)
     if weights is None:
