@@ -31,8 +31,8 @@ from quantpick.testing import make_repo
 REPO = "bench/throughput-exl2"
 BRANCH = "4.0bpw"
 VENV_BIN = Path(sys.executable).parent
-# quantpick fetch --max-workers; set from the command line
-WORKERS = 8
+# quantpick fetch --max-workers; set from the command line (None: quantpick's own default)
+WORKERS: int | None = None
 
 
 def start_hub(root: Path) -> tuple[subprocess.Popen[str], str]:
@@ -74,10 +74,10 @@ def run_quantpick(endpoint: str, out: Path, scratch: Path, total: int, backend: 
         str(out),
         "--backend",
         backend,
-        "--max-workers",
-        str(WORKERS),
         "--quiet",
     ]
+    if WORKERS is not None:
+        cmd += ["--max-workers", str(WORKERS)]
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
     got = sum(
         p.stat().st_size for p in out.rglob("*") if p.is_file() and ".quantpick" not in p.parts
@@ -116,7 +116,10 @@ def main() -> int:
     )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
     parser.add_argument(
-        "--max-workers", type=int, default=8, help="quantpick fetch --max-workers (default 8)"
+        "--max-workers",
+        type=int,
+        default=None,
+        help="quantpick fetch --max-workers (default: quantpick's own)",
     )
     args = parser.parse_args()
     global WORKERS

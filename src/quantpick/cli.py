@@ -29,7 +29,7 @@ Exit codes:
   2    usage error (bad flag or value)
   3    the card lists no variant
   4    nothing fits the VRAM budget
-  5    repo, revision or file not found
+  5    repo, revision, file or directory not found
   6    authentication or gated-repo access refused
   7    network or server error (after retries)
   8    integrity failure (size or sha256 mismatch)
@@ -184,7 +184,9 @@ def list_cmd(
 
     out = render.Out(quiet=quiet, verbose=verbose)
     hub = commands.HubArgs(endpoint, token, cache_dir, offline, verbose)
-    budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve) if vram else None
+    budget = commands.BudgetArgs.given(
+        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
+    )
     result = commands.list_variants(repo, card, revision, config, hub, budget, out)
     if json:
         out.json(result)
@@ -264,8 +266,15 @@ def fetch_cmd(
     ] = False,
     backend: Annotated[str, typer.Option("--backend", help="auto, hf_transfer or hub.")] = "auto",
     max_workers: Annotated[
-        int, typer.Option("--max-workers", min=1, max=64, help="Parallel transfers.")
-    ] = 8,
+        int | None,
+        typer.Option(
+            "--max-workers",
+            min=1,
+            max=64,
+            help="Parallel transfers. Default: 2 per CPU, 4 to 8.",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -278,7 +287,9 @@ def fetch_cmd(
 
     out = render.Out(quiet=quiet, verbose=verbose)
     hub = commands.HubArgs(endpoint, token, cache_dir, False, verbose)
-    budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve) if vram else None
+    budget = commands.BudgetArgs.given(
+        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
+    )
     choice = commands.Choice(branch=branch, file=file, search=search)
     opts = commands.FetchArgs(local_dir, revision, dry_run, backend, max_workers)
     result = commands.fetch(repo, choice, budget, config, hub, opts, out)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from quantpick.errors import NothingFitsError, UsageError
+from quantpick.errors import NetworkError, NothingFitsError, QuantpickError, UsageError
 from quantpick.inventory import Inventory, from_card_file, require_variants
 from quantpick.records import Budget, HubStatus, Variant, VariantKind
 from quantpick.results import (
@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from quantpick.records import Recommendation
     from quantpick.render import Out
 
-# Default VRAM kept free per GPU, in GiB: a desktop session and the CUDA driver's own headroom.
-DEFAULT_RESERVE = "0.5"
 DEFAULT_CONTEXT = "4k"
+# Beyond these a figure is a typo, not a GPU or a model: refuse rather than print 27-digit GiB.
+MAX_CONTEXT_TOKENS = 1 << 24
+MAX_VRAM = 64 << 40
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -56,25 +57,37 @@ class HubArgs:
     offline: bool
     verbose: bool = False
 
-    def connect(self) -> Hub:
+    def connect(self, *, needs_network: bool = False) -> Hub:
         from quantpick.hub import (
             DEFAULT_ENDPOINT,
             Hub,
             HubSettings,
+            RedactingFilter,
             default_cache_dir,
             is_offline_env,
             resolve_token,
         )
 
+        offline = self.offline or is_offline_env()
+        if needs_network and offline:
+            raise NetworkError(
+                "this command needs the Hub, and offline mode is on (HF_HUB_OFFLINE)",
+                "unset HF_HUB_OFFLINE; `quantpick list --offline` answers from the cache",
+            )
+        token = resolve_token(self.token)
         if self.verbose:
-            logging.basicConfig(format="%(name)s: %(message)s")
-            logging.getLogger("httpx2").setLevel(logging.INFO)
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+            handler.addFilter(RedactingFilter(token))
+            http_log = logging.getLogger("httpx2")
+            http_log.addHandler(handler)
+            http_log.setLevel(logging.INFO)
         return Hub(
             HubSettings(
                 endpoint=(self.endpoint or DEFAULT_ENDPOINT).rstrip("/"),
-                token=resolve_token(self.token),
+                token=token,
                 cache_dir=self.cache_dir or default_cache_dir(),
-                offline=self.offline or is_offline_env(),
+                offline=offline,
                 verbose=self.verbose,
             )
         )
@@ -99,7 +112,7 @@ class BudgetArgs:
             from quantpick.gpu import detect_vram
 
             parsed, source = detect_vram(), "nvidia-smi"
-        return Budget(
+        budget = Budget(
             gpu_vram_bytes=parsed,
             reserve_bytes=units.parse_amount_bytes(self.reserve, what="reserve"),
             context_tokens=units.parse_context(self.ctx or DEFAULT_CONTEXT),
@@ -107,6 +120,46 @@ class BudgetArgs:
             runtime=units.parse_runtime(self.runtime) if self.runtime else None,
             source=source,
         )
+        if budget.usable_bytes <= 0:
+            raise UsageError(
+                f"--reserve {self.reserve} leaves no VRAM to use",
+                "the reserve is kept free on each GPU: make it smaller than --vram",
+            )
+        if budget.context_tokens > MAX_CONTEXT_TOKENS or max(budget.gpu_vram_bytes) > MAX_VRAM:
+            raise UsageError(
+                "--ctx or --vram is beyond any real GPU or model",
+                f"contexts up to {MAX_CONTEXT_TOKENS // (1 << 20)}M tokens, VRAM up to 64 TiB",
+            )
+        return budget
+
+    @classmethod
+    def given(
+        cls,
+        vram: str | None,
+        ctx: str | None,
+        cache: str,
+        runtime: str | None,
+        reserve: str,
+        *,
+        default_reserve: str,
+    ) -> BudgetArgs | None:
+        """The budget flags, or None when there is no --vram (then the others must be absent)."""
+        if vram:
+            return cls(vram, ctx, cache, runtime, reserve)
+        stray = [
+            flag
+            for flag, used in (
+                ("--ctx", ctx is not None),
+                ("--cache", cache.lower() != "fp16"),
+                ("--runtime", runtime is not None),
+                ("--reserve", reserve != default_reserve),
+            )
+            if used
+        ]
+        if stray:
+            verb = "needs" if len(stray) == 1 else "need"
+            raise UsageError(f"{', '.join(stray)} {verb} --vram", "e.g. --vram 24 --ctx 16k")
+        return None
 
 
 def load(
@@ -197,7 +250,12 @@ def pick(
     out: Out,
 ) -> PickResult:
     budget = budget_args.budget()
-    inv, _ = load(repo, card, revision, config, hub_args)
+    inv, branch = load(repo, card, revision, config, hub_args)
+    if branch is not None:
+        raise UsageError(
+            f"pick chooses the branch; {repo} names one already",
+            f"drop ':{branch}', or run `quantpick list {repo}` to see its estimate",
+        )
     rec = recommend_for(inv, budget)
     return pick_result(inv, rec)
 
@@ -248,6 +306,8 @@ class Choice:
     file: str | None = None
     # REPO is a base model: fetch the best variant across all its quantized repos
     search: bool = False
+    # why this variant, when something other than the command line chose it (a search)
+    reasons: tuple[str, ...] = ()
 
 
 def _search_winner(
@@ -265,9 +325,16 @@ def _search_winner(
             "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram",
         )
     v = winner.variant
+    e = v.estimate
+    assert e is not None
+    why = (
+        f"best of {len(result.hits)} variants in {len(result.repos)} quantized repos of {base}: "
+        f"{winner.repo} {v.name} needs {(e.vram_bytes or 0) / 2**30:.1f} GiB "
+        f"({e.provenance}, {e.runtime}) at {budget_args.ctx or DEFAULT_CONTEXT}",
+    )
     if v.kind is VariantKind.FILE:
-        return winner.repo, Choice(file=v.name)
-    return winner.repo, Choice(branch=v.name)
+        return winner.repo, Choice(file=v.name, reasons=why)
+    return winner.repo, Choice(branch=v.name, reasons=why)
 
 
 @dataclass(frozen=True)
@@ -276,7 +343,8 @@ class FetchArgs:
     revision: str | None
     dry_run: bool
     backend: str
-    max_workers: int
+    # None: TransferOptions' default (from the CPU count)
+    max_workers: int | None
 
 
 def choose_variant(
@@ -352,29 +420,72 @@ def fetch(
     repo, spec_branch = split_repo(spec)
     if spec_branch and (choice.branch or choice.file) and spec_branch != choice.branch:
         raise UsageError(f"{spec} names a branch and so does --branch/--file", "give one of them")
-    choice = Choice(branch=choice.branch or spec_branch, file=choice.file)
+    choice = Choice(branch=choice.branch or spec_branch, file=choice.file, reasons=choice.reasons)
     try:
         backend = Backend(opts.backend)
     except ValueError:
         forms = ", ".join(b.value for b in Backend)
         raise UsageError(f"unknown backend {opts.backend!r}", f"use one of {forms}") from None
-    hub = hub_args.connect()
+    hub = hub_args.connect(needs_network=True)
     inv = from_hub(hub, repo, None, config)
     variant, rec = choose_variant(inv, choice, budget_args)
-    plan = plan_fetch(hub, repo, variant, opts.revision, opts.local_dir, backend)
-    reasons = rec.reasons if rec else (f"{variant.name} named on the command line",)
-    if opts.dry_run:
-        return fetch_result(plan, reasons, dry_run=True, transferred=0)
-    estimate = rec.pick.estimate if rec and rec.pick else None
-    done = execute(
-        plan,
-        hub,
-        progress=out.progress(),
-        options=TransferOptions(max_workers=opts.max_workers),
-        estimate=estimate,
-        reasons=reasons,
+    _check_revision(inv, variant, opts.revision, out)
+    reasons = (
+        rec.reasons if rec else (choice.reasons or (f"{variant.name} named on the command line",))
     )
+    estimate = rec.pick.estimate if rec and rec.pick else None
+    options = (
+        TransferOptions()
+        if opts.max_workers is None
+        else TransferOptions(max_workers=opts.max_workers)
+    )
+    try:
+        plan = plan_fetch(hub, repo, variant, opts.revision, opts.local_dir, backend)
+        if opts.dry_run:
+            return fetch_result(plan, reasons, dry_run=True, transferred=0)
+        done = execute(
+            plan, hub, progress=out.progress(), options=options, estimate=estimate, reasons=reasons
+        )
+    except OSError as exc:
+        raise _local_fs_error(exc, opts.local_dir) from None
     return fetch_result(plan, reasons, dry_run=False, transferred=done.transferred_bytes)
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _check_revision(inv: Inventory, variant: Variant, revision: str | None, out: Out) -> None:
+    """--revision pins a commit of the chosen variant; it never swaps in another branch."""
+    if revision is None or variant.kind is not VariantKind.BRANCH:
+        return
+    if not _SHA.match(revision):
+        if revision != variant.name:
+            raise UsageError(
+                f"--revision {revision!r} is not a commit of branch {variant.name!r}",
+                "--revision pins a commit sha; choose a branch with REPO:BRANCH or --branch",
+            )
+        return
+    heads = {b.name: b.commit_sha for b in inv.listing.branches} if inv.listing else {}
+    head = heads.get(variant.name)
+    if head is not None and head != revision:
+        out.warn(
+            f"{revision[:12]} is not the head of {variant.name} ({head[:12]}): "
+            "fetching the files of that commit"
+        )
+
+
+def _local_fs_error(exc: OSError, local_dir: Path | None) -> QuantpickError:
+    import errno
+
+    from quantpick.errors import DiskSpaceError
+
+    where = exc.filename or local_dir or "the target directory"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskSpaceError(f"the disk is full writing {where}")
+    return UsageError(
+        f"cannot write {where}: {exc.strerror or type(exc).__name__}",
+        "choose a --local-dir you can write to",
+    )
 
 
 def fetch_result(
@@ -404,8 +515,11 @@ def fetch_result(
 
 
 def verify(local_dir: Path) -> VerifyResult:
+    from quantpick.errors import NotFoundError
     from quantpick.manifest import verify as verify_dir
 
+    if not local_dir.is_dir():
+        raise NotFoundError(f"{local_dir} is not a directory", "give the --local-dir of a fetch")
     report = verify_dir(local_dir, full=True)
     statuses = (
         [(p, "ok") for p in report.ok]

@@ -48,6 +48,8 @@ from quantpick.errors import (
 from quantpick.fetch_run import HUB_STAGING, Cancelled, Context, TransferOptions
 from quantpick.http_range import Source
 from quantpick.hub import Hub
+from quantpick.join import join_parts, join_spec
+from quantpick.join import recover as recover_join
 from quantpick.localfs import STATE_DIR, check_hub_path, check_parents, ensure_dir, hash_file
 from quantpick.manifest import (
     Manifest,
@@ -55,6 +57,7 @@ from quantpick.manifest import (
     VerifyReport,
     known_good,
     remove_verified,
+    still_good,
     verify,
     write_manifest,
     write_verified,
@@ -159,6 +162,10 @@ def _fetch_locked(
     ctx: Context, estimate: Estimate | None, reasons: tuple[str, ...]
 ) -> tuple[Manifest, int]:
     plan, local_dir = ctx.plan, ctx.plan.local_dir
+    join = join_spec(plan)
+    if join is not None:
+        # a join killed halfway: part a's bytes go back under its name before anything is planned
+        recover_join(local_dir, join[0], join[1][0])
     # another fetch may have finished files since the plan was made: look again, under the lock
     known = {} if plan.recheck else known_good(local_dir, plan.commit_sha)
     files = [
@@ -170,6 +177,17 @@ def _fetch_locked(
         for f in plan.files
     ]
     records = {f.path: known[f.path] for f in files if f.state is FileState.COMPLETE}
+    joined = _joined_record(local_dir, join, known)
+    if joined is not None and join is not None:
+        # the parts were joined by an earlier fetch and deleted: nothing to download for them
+        records[joined.path] = joined
+        part_paths = {p.path for p in join[1]}
+        files = [
+            f.model_copy(update={"state": FileState.COMPLETE, "have_bytes": f.size_bytes})
+            if f.path in part_paths
+            else f
+            for f in files
+        ]
     records_lock = threading.Lock()
 
     def on_done(record: ManifestFile) -> None:
@@ -182,15 +200,24 @@ def _fetch_locked(
     ctx.progress.start(plan.total_bytes, reused, len(files))
     files = _check_present(ctx, files)
     todo = [f for f in files if f.state is not FileState.COMPLETE]
+    join_extra = 0
+    if join is not None and joined is None:
+        # appending part b (and on) to part a needs their size again until they are deleted
+        join_extra = sum(p.size_bytes for p in join[1][1:])
     if todo:
-        sources = _preflight(ctx, todo)
+        sources = _preflight(ctx, todo, join_extra)
         transfer(ctx, todo, sources)
+    if join is not None and joined is None:
+        target, parts = join
+        ctx.progress.note(target, f"joining {len(parts)} parts into {target}")
+        record = join_parts(local_dir, target, tuple(records[p.path] for p in parts), ctx.cancel)
+        on_done(record)
     manifest = Manifest(
         repo=plan.repo,
         variant=plan.variant,
         revision=plan.revision,
         commit_sha=plan.commit_sha,
-        files=tuple(records[f.path] for f in plan.files),
+        files=_manifest_files(plan, join, records),
         estimate=estimate,
         reasons=reasons,
     )
@@ -199,6 +226,39 @@ def _fetch_locked(
     _tidy(local_dir)
     ctx.progress.finish()
     return manifest, reused
+
+
+def _joined_record(
+    local_dir: Path,
+    join: tuple[str, tuple[PlannedFile, ...]] | None,
+    known: dict[str, ManifestFile],
+) -> ManifestFile | None:
+    """The joined file's record, when an earlier fetch joined this variant and it is unchanged."""
+    if join is None:
+        return None
+    record = known.get(join[0])
+    if record is None or record.size_bytes != sum(p.size_bytes for p in join[1]):
+        return None
+    return record if still_good(local_dir, record) else None
+
+
+def _manifest_files(
+    plan: FetchPlan,
+    join: tuple[str, tuple[PlannedFile, ...]] | None,
+    records: dict[str, ManifestFile],
+) -> tuple[ManifestFile, ...]:
+    """The plan's files as recorded; a joined variant lists its joined file, not its parts."""
+    if join is None:
+        return tuple(records[f.path] for f in plan.files)
+    target, parts = join
+    part_paths = {p.path for p in parts}
+    out: list[ManifestFile] = []
+    for f in plan.files:
+        if f.path == parts[0].path:
+            out.append(records[target])
+        elif f.path not in part_paths:
+            out.append(records[f.path])
+    return tuple(out)
 
 
 def _check_present(ctx: Context, files: list[PlannedFile]) -> list[PlannedFile]:
@@ -235,13 +295,13 @@ def _check_present(ctx: Context, files: list[PlannedFile]) -> list[PlannedFile]:
     return out
 
 
-def _preflight(ctx: Context, todo: list[PlannedFile]) -> dict[str, Source]:
+def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[str, Source]:
     """Before the first byte: may this token read the files, and do they fit on the disk?"""
     for f in todo:
         check_parents(ctx.plan.local_dir, check_hub_path(f.path))
     first = todo[0]
     source = ctx.resolve(first.path)
-    need = sum(f.missing_bytes for f in todo)
+    need = sum(f.missing_bytes for f in todo) + extra
     free = shutil.disk_usage(ctx.plan.local_dir).free
     if need > free:
         raise DiskSpaceError(

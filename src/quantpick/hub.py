@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import threading
@@ -29,6 +30,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -84,7 +86,22 @@ def is_offline_env() -> bool:
 
 
 def _redact(text: str, token: str | None) -> str:
+    """No token, and no user:password@ of an endpoint URL, in anything quantpick prints."""
+    text = re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
     return text.replace(token, "***") if token else text
+
+
+class RedactingFilter(logging.Filter):
+    """--verbose logs requests; the token and pre-signed query strings stay out of them."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = _redact(record.getMessage(), self.token)
+        record.msg, record.args = re.sub(r"\?[^\s\"']*", "?…", text), None
+        return True
 
 
 @dataclass
@@ -131,6 +148,9 @@ class Hub:
             yield
         except QuantpickError:
             raise
+        except HFValidationError:
+            # a card's front matter can name anything as its base model
+            raise RepoNotFoundError(f"{repo!r} is not a repository id") from None
         except GatedRepoError:
             raise AuthError(f"{repo} is gated and this token has no access to it") from None
         except RepositoryNotFoundError:
@@ -160,6 +180,12 @@ class Hub:
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskSpaceError(f"the disk filled up while writing {path or repo}") from None
+            if not isinstance(exc, ConnectionError | TimeoutError) and exc.filename:
+                # huggingface_hub's own cache, not the network
+                raise UsageError(
+                    f"cannot use {exc.filename}: {exc.strerror or type(exc).__name__}",
+                    "check --cache-dir / HF_HOME: quantpick must be able to write there",
+                ) from None
             raise NetworkError(
                 _redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
             ) from None
@@ -209,12 +235,12 @@ class Hub:
     def card_text(self, repo: str, revision: str | None = None) -> str | None:
         """README.md at a revision, or None when the repo has none."""
         if self.settings.offline:
-            return self._cache_read_card(repo)
+            return self._cache_read(repo, _cache_leaf("README", revision, "md"))
         path = self._small_file(repo, "README.md", revision)
         if path is None:
             return None
         text = path.read_text(encoding="utf-8", errors="replace")
-        self._cache_write_card(repo, text)
+        _atomic_write(self._cache_path(repo, _cache_leaf("README", revision, "md")), text)
         return text
 
     def branches(self, repo: str) -> dict[str, str]:
@@ -316,14 +342,17 @@ class Hub:
 
     def config(self, repo: str, revision: str | None = None) -> dict[str, Any] | None:
         """config.json from a revision; None when absent or not a JSON object."""
+        leaf = _cache_leaf("config", revision, "json")
         if self.settings.offline:
-            return None
-        path = self._small_file(repo, "config.json", revision)
-        if path is None:
-            return None
+            text = self._cache_read(repo, leaf)
+        else:
+            path = self._small_file(repo, "config.json", revision)
+            text = path.read_text(encoding="utf-8", errors="replace") if path else None
+            if text is not None:
+                _atomic_write(self._cache_path(repo, leaf), text)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = json.loads(text) if text is not None else None
+        except ValueError:
             return None
         return data if isinstance(data, dict) else None
 
@@ -404,22 +433,30 @@ class Hub:
             ) from exc
         return listing.model_copy(update={"cached_at_unix": float(data["at"])})
 
-    def _cache_write_card(self, repo: str, text: str) -> None:
-        _atomic_write(self._cache_path(repo, "README.md"), text)
-
-    def _cache_read_card(self, repo: str) -> str | None:
-        path = self._cache_path(repo, "README.md")
-        return path.read_text(encoding="utf-8") if path.exists() else None
+    def _cache_read(self, repo: str, leaf: str) -> str | None:
+        try:
+            return self._cache_path(repo, leaf).read_text(encoding="utf-8")
+        except OSError:
+            return None
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Best effort: the look-up cache only serves --offline, so a read-only cache costs nothing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _endpoint_missing(exc: HfHubHTTPError) -> bool:
     """A bare 404/405/501 (no Hub error code): the server lacks the endpoint, not the repo."""
     status = exc.response.status_code if exc.response is not None else 0
     return type(exc) is HfHubHTTPError and status in (404, 405, 501)
+
+
+def _cache_leaf(name: str, revision: str | None, ext: str) -> str:
+    """One cache file per revision: a card read at a branch must not stand in for main's."""
+    return f"{name}@{quote(revision or 'default', safe='')}.{ext}"

@@ -132,8 +132,6 @@ def _shape_from_hub(
     hub: Hub, card: ModelCard, listing: RepoListing, variants: tuple[Variant, ...]
 ) -> tuple[ModelShape | None, str | None]:
     """config.json from a variant's branch, else from main, else from the base model."""
-    if hub.settings.offline:
-        return None, None
     candidates: list[tuple[str, str]] = []
     for v in variants:
         if v.kind is VariantKind.BRANCH and v.hub_status is HubStatus.PRESENT:

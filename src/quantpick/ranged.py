@@ -1,18 +1,24 @@
 """Quantpick's ranged engine for large files.
 
-Each file is cut into fixed-size chunks; worker threads take chunks in file order and GET them with
-Range requests over keep-alive connections, writing into the .part at their offset. A finished chunk
-is recorded in the sidecar (partial.py), so a killed fetch resumes with the chunks it lacks. A
-follower hashes the .part in order as the chunks behind it complete, so the sha256 is ready when the
-last chunk lands, without a second pass over the file. A connection that delivers nothing for
-`stall_timeout_s` times out, and its chunk is retried from the byte it got to.
+Each file is cut into fixed-size chunks; worker threads take chunks and GET them with Range requests
+over keep-alive connections, writing into the .part at their offset (os.pwrite: no seek, no buffered
+layer). A finished chunk is recorded in the sidecar (partial.py), so a killed fetch resumes with the
+chunks it lacks. The sha256 is computed in order, ready when the last chunk lands, without a second
+pass over the file: the worker holding the file's next-to-hash chunk hashes each buffer it has just
+received and written (hashlib releases the GIL, so this runs beside the other connections), and the
+chunks that finished ahead of it are read back from the page cache by a follower. Chunks are queued
+one lane per worker (files interleaved, see `_interleave`), so a worker mostly streams its own file
+in order and nearly every byte is hashed straight from the receive buffer. A connection that
+delivers nothing for `stall_timeout_s` times out, and its chunk is retried from the byte it got to.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import BinaryIO
 
 from quantpick.errors import (
     IntegrityError,
@@ -31,6 +37,8 @@ from quantpick.localfs import HASH_BUFFER_BYTES, Digest, hash_range
 from quantpick.partial import PartialState
 from quantpick.plan import Backend, PlannedFile
 
+_Task = tuple["RangedJob", int | None]
+
 # -- ranged engine --------------------------------------------------------------------------------
 
 
@@ -45,6 +53,8 @@ class RangedJob:
         self.state = self._open_state()
         self.digest = Digest(planned.size_bytes, git=not planned.lfs)
         self.next_hash = 0
+        # bytes [0, hash_pos) are in the digest; may run ahead into chunk next_hash (inline hashing)
+        self.hash_pos = 0
         self.redownloads_left = 1
         self._hash_lock = threading.Lock()
         self._source_lock = threading.Lock()
@@ -74,34 +84,21 @@ class RangedJob:
         start, end = self.state.chunk_range(index)
         if start >= end:
             return
-        offset = start
+        # pos[0]: the next byte of the chunk to write; a retry goes on from there
+        pos = [start]
         attempt = 0
         path = self.planned.path
         while True:
             source = self.source
-            got_from = offset
+            got_from = pos[0]
             try:
                 with open(self.state.part_path, "r+b", buffering=0) as f:
-                    f.seek(offset)
-
-                    def sink(view: memoryview) -> None:
-                        nonlocal offset
-                        written = 0
-                        try:
-                            while written < len(view):
-                                written += f.write(view[written:]) or 0
-                        except OSError as exc:
-                            raise WriteFailed(exc) from exc
-                        offset += len(view)
-                        self.ctx.stats.add(len(view))
-                        self.ctx.progress.advance(path, len(view))
-
                     fetch_range(
                         self.ctx.conns,
                         source,
-                        offset,
+                        pos[0],
                         end,
-                        sink,
+                        self._sink(index, f, pos),
                         lambda: self.run.stopping,
                         buf,
                     )
@@ -113,13 +110,59 @@ class RangedJob:
                 if self.run.stopping:
                     raise Cancelled from None
                 # a try that moved bytes was not a failure of the connection to make progress
-                attempt = self.ctx.backoff(0 if offset > got_from else attempt, path, exc)
+                attempt = self.ctx.backoff(0 if pos[0] > got_from else attempt, path, exc)
             except RangeUnsupportedError as exc:
                 raise NetworkError(f"{path}: {exc}", "run again with --backend hub") from None
             except WriteFailed as exc:
                 raise disk_error(exc.exc, path) from None
             except OSError as exc:
                 raise disk_error(exc, path) from None
+
+    def _sink(self, index: int, f: BinaryIO, pos: list[int]) -> Callable[[memoryview], None]:
+        """Where fetch_range puts the bytes of chunk `index`: the .part at pos[0], then the hash."""
+        fd = f.fileno()
+        path = self.planned.path
+
+        def sink(view: memoryview) -> None:
+            at = pos[0]
+            written = 0
+            try:
+                while written < len(view):
+                    written += os.pwrite(fd, view[written:], at + written)
+            except OSError as exc:
+                raise WriteFailed(exc) from exc
+            pos[0] = at + len(view)
+            if self.next_hash == index:
+                self._hash_inline(index, f, at, view)
+            self.ctx.stats.add(len(view))
+            self.ctx.progress.advance(path, len(view))
+
+        return sink
+
+    def _hash_inline(self, index: int, f: BinaryIO, at: int, view: memoryview) -> None:
+        """Hash bytes [at, at + len(view)) of chunk `index`, just written, while it is next in line.
+
+        Bytes of the chunk that came before it became next in line are read back first. Never
+        waits: when the follower holds the lock, it (or a later call) catches up from the file.
+        """
+        if not self._hash_lock.acquire(blocking=False):
+            return
+        try:
+            start, _ = self.state.chunk_range(index)
+            if self.finished or self.next_hash != index or not start <= self.hash_pos <= at:
+                return
+            if self.hash_pos < at:
+                if self._hash_buf is None:
+                    self._hash_buf = bytearray(HASH_BUFFER_BYTES)
+                got = hash_range(f, self.digest, self.hash_pos, at, self._hash_buf)
+                if got != at - self.hash_pos:
+                    # bytes written a moment ago are gone: the digest cannot be trusted
+                    raise IntegrityError(f"{self.planned.path}: the partial file shrank")
+                self.hash_pos = at
+            self.digest.update(view)
+            self.hash_pos = at + len(view)
+        finally:
+            self._hash_lock.release()
 
     def advance_hash(self) -> None:
         """Hash the chunks that are done and in order; the last one finishes the file."""
@@ -151,8 +194,11 @@ class RangedJob:
         with open(self.state.part_path, "rb", buffering=0) as f:
             while self._next_ready():
                 start, end = self.state.chunk_range(self.next_hash)
+                # the part of the chunk already hashed inline is not read again
+                start = max(start, self.hash_pos)
                 if hash_range(f, self.digest, start, end, buf) != end - start:
                     raise IntegrityError(f"{self.planned.path}: the partial file shrank")
+                self.hash_pos = end
                 self.next_hash += 1
         if self.next_hash == self.state.chunk_count:
             self._complete()
@@ -175,6 +221,7 @@ class RangedJob:
         )
         self.digest = Digest(p.size_bytes, git=not p.lfs)
         self.next_hash = 0
+        self.hash_pos = 0
         self.run_requeue(self)
 
     # set by RangedEngine: puts every chunk of a job back in the queue
@@ -187,6 +234,7 @@ class RangedEngine:
         self.run = run
         self.jobs: list[RangedJob] = []
         self._queue: deque[tuple[RangedJob, int | None]] = deque()
+        self._tasks: list[list[tuple[RangedJob, int | None]]] = []
         self._cond = threading.Condition()
 
     def add(self, planned: PlannedFile, source: Source) -> None:
@@ -197,9 +245,8 @@ class RangedEngine:
         self.ctx.progress.file_started(planned.path, planned.size_bytes, done)
         missing = job.state.missing_chunks()
         # a file whose chunks are all here (killed while hashing) only needs its hash
-        self._queue.extend((job, i) for i in missing) if missing else self._queue.append(
-            (job, None)
-        )
+        self._tasks.append([(job, i) for i in missing] or [(job, None)])
+        self._queue = deque(_interleave(self._tasks, self.ctx.options.max_workers))
 
     def _requeue(self, job: RangedJob) -> None:
         with self._cond:
@@ -229,3 +276,21 @@ class RangedEngine:
 
     def thread_count(self) -> int:
         return max(1, min(self.ctx.options.max_workers, len(self._queue)))
+
+
+def _interleave(per_file: list[list[_Task]], lanes: int) -> list[_Task]:
+    """Chunks in fetch order: files in groups of `lanes`, round-robin within a group.
+
+    With one lane per worker each worker mostly streams one file front to back, so the file's
+    next-to-hash chunk is the one being received and is hashed from the receive buffer; files are
+    hashed side by side (one digest each) instead of one after another, and no file's whole last
+    stretch is left to hash after the last byte arrives. With fewer files than workers, several
+    workers share a file and the chunks they finish ahead are read back from the page cache.
+    """
+    out: list[_Task] = []
+    lanes = max(1, lanes)
+    for g in range(0, len(per_file), lanes):
+        group = per_file[g : g + lanes]
+        for i in range(max(len(t) for t in group)):
+            out.extend(t[i] for t in group if i < len(t))
+    return out

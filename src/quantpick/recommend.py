@@ -194,8 +194,8 @@ def recommend(
     by_reason: dict[str, list[str]] = {}
     for c in unsized:
         by_reason.setdefault(c.reason, []).append(c.variant.name)
-    for reason, names in by_reason.items():
-        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    for reason, group in by_reason.items():
+        shown = ", ".join(group[:4]) + (f" and {len(group) - 4} more" if len(group) > 4 else "")
         reasons.append(f"skipped {shown}: {reason}")
     return Recommendation(
         budget=budget,

@@ -79,7 +79,7 @@ def search(
         raise UsageError("search takes a base model, not a branch", f"quantpick search {base}")
     wanted = parse_formats(formats)
     budget = budget_args.budget()
-    hub = hub_args.connect()
+    hub = hub_args.connect(needs_network=True)
     repos = hub.search_models(base, limit=limit)
     with ThreadPoolExecutor(max_workers=REPO_WORKERS) as pool:
         loaded = list(pool.map(lambda r: _load(hub, r), repos))
