@@ -235,18 +235,19 @@ def _name(v: ListedVariant) -> Text:
 def list_table(result: ListResult) -> Table:
     with_budget = result.budget is not None
     table = Table(box=None, pad_edge=False, header_style="bold")
+    # fold, never truncate: a cut-off number ("40…") is worse than a taller row
     table.add_column("variant", overflow="fold")
-    table.add_column("format")
-    table.add_column("bits")
-    table.add_column("size")
+    table.add_column("format", overflow="fold")
+    table.add_column("bits", overflow="fold")
+    table.add_column("size", overflow="fold")
     card_cols = _card_columns(result.variants)
     for key in card_cols:
-        table.add_column(_card_header(key), justify="right")
-    table.add_column("hub")
+        table.add_column(_card_header(key), justify="right", overflow="fold")
+    table.add_column("hub", overflow="fold")
     if with_budget:
-        table.add_column("estimate")
+        table.add_column("estimate", overflow="fold")
         table.add_column("fits")
-        table.add_column("max ctx")
+        table.add_column("max ctx", overflow="fold")
     for v in result.variants:
         row: list[str | Text] = [_name(v), v.format.value, _bits(v), _size(v)]
         row += [_card_cell(v, key) for key in card_cols]
@@ -276,6 +277,7 @@ def render_list(out: Out, result: ListResult) -> None:
         out.stdout.print(Text(f"offline: from the look-up cached {age} ago", style="yellow"))
     out.stdout.print(list_table(result))
     out.stdout.print(_legend(result))
+    _warn_unsized(out, result.variants)
     for w in result.warnings:
         out.warn(w)
     for v in result.variants:
@@ -283,11 +285,23 @@ def render_list(out: Out, result: ListResult) -> None:
             out.warn(f"{v.name}: {w}")
 
 
+def _warn_unsized(out: Out, variants: Iterable[ListedVariant]) -> None:
+    """Why some rows have no estimate: one line per cause, not one per variant."""
+    causes: dict[str, list[str]] = {}
+    for v in variants:
+        if v.estimate is not None and v.estimate.vram_bytes is None and v.estimate.reason:
+            causes.setdefault(v.estimate.reason.removeprefix("no estimate: "), []).append(v.name)
+    for reason, group in causes.items():
+        more = f" and {len(group) - 3} more" if len(group) > 3 else ""
+        out.warn(f"no estimate for {', '.join(group[:3])}{more}: {reason}")
+
+
 def _legend(result: ListResult) -> Text:
     parts = [
         "sizes: SI GB; VRAM@ctx columns: the card's own figures in GiB (what cards mean by 'GB'),"
         " * = derived from a rule in the card's prose.",
-        "(card) = from the model card, (hub) = real bytes on the Hub, (name) = what the name says.",
+        "(card) = from the model card, (hub) = real bytes on the Hub, (name) = what the name says,"
+        " (est) = quantpick's estimate, (config) = from config.json.",
         "★ = recommended by the card.",
     ]
     if result.budget is not None:
@@ -324,7 +338,7 @@ def render_fetch(out: Out, result: FetchResult) -> None:
     if result.dry_run:
         table = Table(box=None, pad_edge=False, header_style="bold")
         for col in ("file", "size (hub)", "state, backend"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for f in result.files:
             table.add_row(f.path, gb(f.size_bytes), f.status)
         out.stdout.print(table)

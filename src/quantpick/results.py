@@ -38,6 +38,8 @@ class EstimateOut(Record):
     runtime: Runtime | None
     cache_mode: CacheMode
     warnings: tuple[str, ...] = ()
+    # why there is no estimate, or why the variant is never picked
+    reason: str = ""
 
 
 class ListedVariant(Variant):
@@ -135,5 +137,6 @@ def listed(
             runtime=e.runtime if e else None,
             cache_mode=budget.cache_mode,
             warnings=e.warnings if e else (),
+            reason="" if e else cand.reason,
         )
     return ListedVariant(**v.model_dump(), estimate=est, picked=picked)
