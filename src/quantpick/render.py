@@ -33,9 +33,9 @@ from quantpick.results import (
     ListedVariant,
     ListResult,
     PickResult,
+    SearchResult,
     VerifyResult,
 )
-from quantpick.search import SearchResult
 
 _SOURCE_TAG = {
     Source.CARD: "card",

@@ -110,6 +110,26 @@ class VerifyResult(Envelope):
     files: tuple[FileOut, ...]
 
 
+class Hit(Record):
+    rank: int
+    repo: str
+    variant: ListedVariant
+
+
+class Skipped(Record):
+    repo: str
+    reason: str
+
+
+class SearchResult(Envelope):
+    schema_: Literal["quantpick/search@1"] = Field("quantpick/search@1", alias="schema")
+    base_model: str
+    budget: Budget
+    repos: tuple[str, ...]
+    hits: tuple[Hit, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+
 def card_info(card: ModelCard) -> CardInfo:
     return CardInfo(
         base_models=card.base_models,

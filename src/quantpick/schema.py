@@ -9,8 +9,14 @@ import json
 import sys
 from pathlib import Path
 
-from quantpick.results import Envelope, FetchResult, ListResult, PickResult, VerifyResult
-from quantpick.search import SearchResult
+from quantpick.results import (
+    Envelope,
+    FetchResult,
+    ListResult,
+    PickResult,
+    SearchResult,
+    VerifyResult,
+)
 
 ENVELOPES: dict[str, type[Envelope]] = {
     "list": ListResult,

@@ -10,17 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from quantpick.errors import QuantpickError, UsageError
-from quantpick.records import Budget, Format, Record
-from quantpick.results import Envelope, ListedVariant, listed
+from quantpick.records import Budget, Format
+from quantpick.results import Hit, ListedVariant, SearchResult, Skipped, listed
 
 if TYPE_CHECKING:
     from quantpick.commands import BudgetArgs, HubArgs
     from quantpick.hub import Hub
     from quantpick.inventory import Inventory
 
-from typing import Literal
-
-from pydantic import Field
 
 # Each repo costs refs + one tree per branch + README + config.json; four at once keeps a
 # 30-repo search quick without hammering the Hub.
@@ -28,26 +25,6 @@ REPO_WORKERS = 4
 
 # fits first, then quality (recommend.quality_key), then the larger margin
 RankKey = tuple[bool, tuple[float, float, int, int, int], int]
-
-
-class Hit(Record):
-    rank: int
-    repo: str
-    variant: ListedVariant
-
-
-class Skipped(Record):
-    repo: str
-    reason: str
-
-
-class SearchResult(Envelope):
-    schema_: Literal["quantpick/search@1"] = Field("quantpick/search@1", alias="schema")
-    base_model: str
-    budget: Budget
-    repos: tuple[str, ...]
-    hits: tuple[Hit, ...]
-    skipped: tuple[Skipped, ...] = ()
 
 
 def parse_formats(text: str | None) -> frozenset[Format] | None:
