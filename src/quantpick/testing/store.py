@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,25 @@ DEFAULT_LFS_EXTENSIONS = frozenset(
     {".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ggml", ".h5", ".onnx", ".msgpack"}
 )
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+
+# Every tree or resolve request needs its branch's snapshot; rebuilding it per request made a
+# 300-branch, 20,000-file repo take minutes. Process-wide, since Repo objects are per request.
+_Stamp = tuple[tuple[str, int, int], ...]
+_CACHE_LOCK = threading.Lock()
+_SNAPSHOTS: dict[Path, tuple[_Stamp, Snapshot]] = {}
+_COMMIT_HINTS: dict[str, Path] = {}
+
+
+def _stamp(directory: Path) -> _Stamp:
+    out = []
+    for cur, subdirs, names in os.walk(directory):
+        subdirs.sort()
+        for name in sorted(names):
+            st = os.stat(os.path.join(cur, name))
+            out.append((os.path.join(cur, name), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 Gated = Literal[False, "auto", "manual"]
@@ -149,6 +169,12 @@ class Repo:
                 if ref.kind == kind and ref.name == revision:
                     return self._snapshot(ref.directory)
         if _COMMIT_RE.fullmatch(revision):
+            # the directory that last had this commit is almost always the one: try it first
+            hinted = _COMMIT_HINTS.get(revision)
+            if hinted is not None and hinted.is_dir():
+                snap = self._snapshot(hinted)
+                if snap.commit == revision:
+                    return snap
             for directory in dict.fromkeys(r.directory for r in refs):
                 snap = self._snapshot(directory)
                 if snap.commit == revision:
@@ -156,6 +182,19 @@ class Repo:
         return None
 
     def _snapshot(self, directory: Path) -> Snapshot:
+        """Cached by the directory's (path, size, mtime) stamp: a stat walk, not a re-hash."""
+        stamp = _stamp(directory)
+        with _CACHE_LOCK:
+            hit = _SNAPSHOTS.get(directory)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        snap = self._build_snapshot(directory)
+        with _CACHE_LOCK:
+            _SNAPSHOTS[directory] = (stamp, snap)
+            _COMMIT_HINTS[snap.commit] = directory
+        return snap
+
+    def _build_snapshot(self, directory: Path) -> Snapshot:
         files: list[Entry] = []
         dirs: list[str] = []
         for cur, subdirs, names in os.walk(directory):
