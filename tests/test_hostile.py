@@ -120,8 +120,6 @@ def test_default_dir_of_a_slashed_branch_stays_in_the_cwd(qhub: HubServer, tmp_p
 
 
 # Names a file system can hold but a target dir must not: the server serves them as they are.
-# ("..", absolute and NUL names cannot exist on disk, so the loopback Hub cannot serve them;
-# tests/test_download.py::test_hostile_hub_paths_are_refused covers those at the guard.)
 @pytest.mark.parametrize(
     "name", ["quantpick.json", ".quantpick/lock", "a\\..\\..\\evil.txt", "line\nbreak.txt"]
 )
@@ -134,6 +132,33 @@ def test_a_repo_file_name_that_could_escape_or_clobber_is_refused(
     assert "refusing the repo file name" in r.stderr
     assert not (tmp_path / "D" / "quantpick.json").exists()
     assert not (tmp_path / "D" / "model.safetensors").exists()
+    assert not qhub.requests.filter(path="*/model.safetensors", method="GET")
+
+
+# Names no disk can hold: the loopback Hub lists (and would serve) a real file under them, as a
+# malicious server or mirror could.
+@pytest.mark.parametrize(
+    "shown",
+    ["../escape.txt", "/etc/quantpick-evil", "a/../../escape.txt", "nul\x00byte.txt", "x" * 300],
+    ids=["dotdot", "absolute", "nested-dotdot", "nul", "overlong"],
+)
+def test_hostile_names_from_the_server_never_write_outside(
+    qhub: HubServer, tmp_path: Path, shown: str
+) -> None:
+    make_repo(
+        qhub.root,
+        "o/evil",
+        {"4_0": {"model.safetensors": WEIGHTS, "notes.txt": "pwned"}},
+        served_as={shown: "notes.txt"},
+    )
+    before = set(tmp_path.rglob("*"))
+    r = _qp(qhub, tmp_path, "fetch", "o/evil:4_0", "--local-dir", "D")
+    _assert_clean_failure(r, 8)
+    assert "refusing the repo file name" in r.stderr
+    written = set(tmp_path.rglob("*")) - before
+    outside = [p for p in written if "D" not in p.relative_to(tmp_path).parts[:1]]
+    assert [p for p in outside if "hf" not in p.relative_to(tmp_path).parts[:1]] == []
+    assert not Path("/etc/quantpick-evil").exists()
     assert not qhub.requests.filter(path="*/model.safetensors", method="GET")
 
 

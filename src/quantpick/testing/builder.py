@@ -36,6 +36,7 @@ def make_repo(
     gated: bool = False,
     tokens: Iterable[str] = (),
     lfs_threshold_bytes: int | None = None,
+    served_as: Mapping[str, str] | None = None,
 ) -> BuiltRepo:
     """Write `repo_id` under `root`; `readme` goes to every branch that has no README.md of its own.
 
@@ -74,6 +75,8 @@ def make_repo(
         settings["tokens"] = tokens
     if lfs_threshold_bytes is not None:
         settings["lfs_threshold_bytes"] = lfs_threshold_bytes
+    if served_as:
+        settings["served_as"] = dict(served_as)
     if settings:
         (repo_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
     return BuiltRepo(repo_id, repo_dir, dirs)

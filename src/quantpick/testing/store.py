@@ -6,6 +6,7 @@ requests and the next answer (and the branch's commit sha) reflects it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -63,13 +64,16 @@ class RepoSettings:
     tokens: frozenset[str] = frozenset()
     lfs_threshold_bytes: int = DEFAULT_LFS_THRESHOLD_BYTES
     lfs_extensions: frozenset[str] = DEFAULT_LFS_EXTENSIONS
+    # a hostile server: list and serve a branch file under another name ("../x", "/etc/x", "a\\b")
+    served_as: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def load(cls, repo_dir: Path) -> RepoSettings:
         raw = _read_json(repo_dir / SETTINGS_FILE)
         if raw is None:
             return cls()
-        unknown = set(raw) - {"private", "gated", "tokens", "lfs_threshold_bytes", "lfs_extensions"}
+        known = {"private", "gated", "tokens", "lfs_threshold_bytes", "lfs_extensions", "served_as"}
+        unknown = set(raw) - known
         if unknown:
             raise StoreError(f"{repo_dir / SETTINGS_FILE}: unknown keys {sorted(unknown)}")
         gated = raw.get("gated", False)
@@ -85,6 +89,7 @@ class RepoSettings:
             tokens=frozenset(raw.get("tokens", ())),
             lfs_threshold_bytes=int(raw.get("lfs_threshold_bytes", DEFAULT_LFS_THRESHOLD_BYTES)),
             lfs_extensions=frozenset(raw.get("lfs_extensions", DEFAULT_LFS_EXTENSIONS)),
+            served_as=tuple(sorted(dict(raw.get("served_as", {})).items())),
         )
 
     def is_lfs(self, path: str, size: int) -> bool:
@@ -187,12 +192,24 @@ class Repo:
         with _CACHE_LOCK:
             hit = _SNAPSHOTS.get(directory)
         if hit is not None and hit[0] == stamp:
-            return hit[1]
+            return self._disguised(hit[1])
         snap = self._build_snapshot(directory)
         with _CACHE_LOCK:
             _SNAPSHOTS[directory] = (stamp, snap)
             _COMMIT_HINTS[snap.commit] = directory
-        return snap
+        return self._disguised(snap)
+
+    def _disguised(self, snap: Snapshot) -> Snapshot:
+        """Add the `served_as` names a hostile-server test asked for (no disk can hold them)."""
+        extra = [
+            dataclasses.replace(snap._by_path[real], path=shown)
+            for shown, real in self.settings.served_as
+            if real in snap._by_path
+        ]
+        if not extra:
+            return snap
+        files = tuple(sorted((*snap.files, *extra), key=lambda e: e.path))
+        return dataclasses.replace(snap, files=files, _by_path={e.path: e for e in files})
 
     def _build_snapshot(self, directory: Path) -> Snapshot:
         files: list[Entry] = []
