@@ -108,3 +108,27 @@ def test_card_is_a_directory(tmp_path: Path) -> None:
     r = run_qp("list", "--card", tmp_path)
     assert r.returncode == 2
     assert "is a directory" in r.stderr
+
+
+def test_runtime_that_cannot_load_the_format_is_never_picked() -> None:
+    r = run_qp("pick", "--card", EXL2, "--vram", "24", "--runtime", "llama.cpp")
+    assert r.returncode == 4
+    assert "llama.cpp cannot load exl2 weights" in r.stderr
+    assert "hint: drop --runtime" in r.stderr
+
+
+def test_one_card_figure_without_a_shape_still_fits(tmp_path: Path) -> None:
+    card = tmp_path / "README.md"
+    card.write_text(
+        "| Branch | Bits | lm_head bits | Size | Description |\n|---|---|---|---|---|\n"
+        "| [6_5](https://huggingface.co/o/m/tree/6_5) | 6.5 | 8.0 | 8.6 GB | good |\n"
+        "| [4_0](https://huggingface.co/o/m/tree/4_0) | 4.0 | 6.0 | 6.5 GB | small |\n\n"
+        "All VRAM requirements estimated from 16k context.\n"
+    )
+    r = run_qp("pick", "--card", card, "--vram", "8", "--ctx", "16k", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["pick"]["name"] == "4_0"
+    assert doc["pick"]["estimate"]["provenance"] == "card"
+    # the inverse question needs a shape this card does not give: unknown, not a failure
+    assert doc["pick"]["estimate"]["max_context_tokens"] is None

@@ -283,9 +283,21 @@ def exit_if_nothing_fits(result: PickResult, out: Out | None) -> None:
         if c.estimate is not None and c.estimate.vram_bytes is not None
     ]
     if not sized:
+        causes = sorted(
+            {
+                c.estimate.reason.removeprefix("no estimate: ")
+                for c in result.candidates
+                if c.estimate is not None and c.estimate.reason
+            }
+        )
+        hint = (
+            "drop --runtime, or choose one that loads this repo's format"
+            if any("cannot load" in c for c in causes)
+            else "pass --config with the model's config.json so quantpick can estimate"
+        )
         raise NothingFitsError(
-            "no variant has a VRAM figure or an estimate",
-            "pass --config with the model's config.json so quantpick can estimate",
+            "no variant can be sized: " + ("; ".join(causes) or "no VRAM figure or estimate"),
+            hint,
         )
     need, name = min(sized)
     usable = result.budget.usable_bytes

@@ -24,6 +24,7 @@ from quantpick.records import (
     ModelShape,
     Recommendation,
     Role,
+    Runtime,
     Variant,
     VariantKind,
 )
@@ -72,7 +73,19 @@ def quality_key(
     )
 
 
-def _never_picked(variant: Variant) -> str | None:
+# What each runtime loads (its documentation, late 2025): a forced --runtime must not "pick" a
+# variant it cannot run. OTHER (plain safetensors, unknown) is left to the user.
+_RUNS: Final = {
+    Runtime.EXLLAMAV2: frozenset({Format.EXL2, Format.EXL3, Format.GPTQ}),
+    Runtime.TRANSFORMERS: frozenset({Format.GPTQ, Format.AWQ, Format.GGUF}),
+    Runtime.LLAMACPP: frozenset({Format.GGUF, Format.GGML}),
+    Runtime.VLLM: frozenset({Format.GPTQ, Format.AWQ, Format.GGUF}),
+}
+
+
+def _never_picked(variant: Variant, runtime: Runtime | None = None) -> str | None:
+    if runtime is not None and variant.format not in (*_RUNS[runtime], Format.OTHER):
+        return f"{runtime.value} cannot load {variant.format.value} weights"
     if variant.role is Role.COMPANION:
         return "a companion file (downloaded with a model variant), never picked on its own"
     if variant.kind is VariantKind.REPO:
@@ -90,7 +103,7 @@ def _gpu_overhead(budget: Budget, variant: Variant) -> int:
 def _candidate(
     variant: Variant, shape: ModelShape | None, budget: Budget, card_cache_mode: CacheMode
 ) -> Candidate:
-    excluded = _never_picked(variant)
+    excluded = _never_picked(variant, budget.runtime)
     if excluded is not None:
         return Candidate(
             variant=variant,
