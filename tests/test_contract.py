@@ -84,32 +84,28 @@ def test_locked_directory_exits_10(qhub: HubServer, tmp_path: Path) -> None:
     assert r.stderr.startswith("error: ")
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_fetch_exits_130_or_143_and_resumes(
-    qhub: HubServer, tmp_path: Path, sig: signal.Signals, code: int
-) -> None:
-    # a slow drip keeps the transfer in flight long enough to be interrupted mid-file
-    qhub.faults.add("*/model.safetensors", Fault(rate_bps=64 * 1024))
+def _fetch_in_flight(
+    qhub: HubServer, tmp_path: Path, target: Path, *, rate_bps: int
+) -> subprocess.Popen[str]:
+    """A fetch of 3_0 slowed by a drip, returned once its first bytes are on disk."""
+    qhub.faults.add("*/model.safetensors", Fault(rate_bps=rate_bps))
     env = {**os.environ, **_env(qhub, tmp_path), "HF_HUB_DISABLE_UPDATE_CHECK": "1"}
-    target = tmp_path / "sig"
+    cmd = [sys.executable, "-m", "quantpick", "fetch", "demo/mix-exl2:3_0", "--local-dir"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "quantpick",
-            "fetch",
-            "demo/mix-exl2:3_0",
-            "--local-dir",
-            str(target),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        [*cmd, str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not _partial_bytes(target):
         time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_fetch_exits_130_or_143_and_resumes(
+    qhub: HubServer, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    target = tmp_path / "sig"
+    proc = _fetch_in_flight(qhub, tmp_path, target, rate_bps=64 * 1024)
     proc.send_signal(sig)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
@@ -196,27 +192,8 @@ def test_not_enough_disk_exits_9_before_any_byte(
 def test_disk_full_mid_transfer_exits_9_then_resumes(
     qhub: HubServer, tmp_path: Path, small_fs: Path
 ) -> None:
-    qhub.faults.add("*/model.safetensors", Fault(rate_bps=256 * 1024))
-    env = {**os.environ, **_env(qhub, tmp_path), "HF_HUB_DISABLE_UPDATE_CHECK": "1"}
     target = small_fs / "m"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "quantpick",
-            "fetch",
-            "demo/mix-exl2:3_0",
-            "--local-dir",
-            str(target),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _partial_bytes(target):
-        time.sleep(0.05)
+    proc = _fetch_in_flight(qhub, tmp_path, target, rate_bps=256 * 1024)
     # another program fills the disk while the transfer runs
     filler = small_fs / "filler"
     with filler.open("wb") as f:
