@@ -180,11 +180,11 @@ def list_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show a repo's quantized variants: the card's table, checked against the Hub."""
-    from quantpick import commands, render
+    from quantpick import args, commands, render
 
     out = render.Out(quiet=quiet, verbose=verbose)
-    hub = commands.HubArgs(endpoint, token, cache_dir, offline, verbose)
-    budget = commands.BudgetArgs.given(
+    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
+    budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
     result = commands.list_variants(repo, card, revision, config, hub, budget, out)
@@ -215,11 +215,11 @@ def pick_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Print only the best variant's name that fits (for BRANCH=$(quantpick pick ...))."""
-    from quantpick import commands, render
+    from quantpick import args, commands, render
 
     out = render.Out(quiet=quiet, verbose=verbose)
-    hub = commands.HubArgs(endpoint, token, cache_dir, offline, verbose)
-    budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
+    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = commands.pick(repo, card, revision, config, hub, budget, out)
     out.json(result) if json else render.render_pick(out, result)
     commands.exit_if_nothing_fits(result, out)
@@ -283,16 +283,16 @@ def fetch_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Choose (or take) a variant and download exactly its files, verified; prints the path last."""
-    from quantpick import commands, render
+    from quantpick import args, fetching, render
 
     out = render.Out(quiet=quiet, verbose=verbose)
-    hub = commands.HubArgs(endpoint, token, cache_dir, False, verbose)
-    budget = commands.BudgetArgs.given(
+    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
+    budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
-    choice = commands.Choice(branch=branch, file=file, search=search)
-    opts = commands.FetchArgs(local_dir, revision, dry_run, backend, max_workers)
-    result = commands.fetch(repo, choice, budget, config, hub, opts, out)
+    choice = fetching.Choice(branch=branch, file=file, search=search)
+    opts = fetching.FetchArgs(local_dir, revision, dry_run, backend, max_workers)
+    result = fetching.fetch(repo, choice, budget, config, hub, opts, out)
     out.json(result) if json else render.render_fetch(out, result)
 
 
@@ -320,11 +320,11 @@ def search_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Rank the variants of every quantized repo of a base model: the best that fits first."""
-    from quantpick import commands, render, search
+    from quantpick import args, render, search
 
     out = render.Out(quiet=quiet, verbose=verbose)
-    hub = commands.HubArgs(endpoint, token, cache_dir, False, verbose)
-    budget = commands.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
+    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = search.search(base_model, budget, formats, limit, hub)
     out.json(result) if json else render.render_search(out, result)
 
@@ -337,12 +337,12 @@ def verify_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Re-check every file of a fetched variant against its manifest (sizes and sha256)."""
-    from quantpick import commands, render
+    from quantpick import fetching, render
 
     out = render.Out(quiet=quiet)
-    result = commands.verify(local_dir)
+    result = fetching.verify(local_dir)
     out.json(result) if json else render.render_verify(out, result)
-    commands.exit_if_corrupt(result)
+    fetching.exit_if_corrupt(result)
 
 
 def main() -> None:

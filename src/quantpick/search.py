@@ -14,7 +14,7 @@ from quantpick.records import Budget, Format
 from quantpick.results import Hit, ListedVariant, SearchResult, Skipped, listed
 
 if TYPE_CHECKING:
-    from quantpick.commands import BudgetArgs, HubArgs
+    from quantpick.args import BudgetArgs, HubArgs
     from quantpick.hub import Hub
     from quantpick.inventory import Inventory
 
@@ -49,7 +49,7 @@ def search(
     limit: int,
     hub_args: HubArgs,
 ) -> SearchResult:
-    from quantpick.commands import split_repo
+    from quantpick.args import split_repo
 
     base, branch = split_repo(base_model)
     if branch:
