@@ -50,6 +50,7 @@ from quantpick.errors import (
 from quantpick.errors import (
     RevisionNotFoundError as QpRevisionNotFoundError,
 )
+from quantpick.lookup_cache import LookupCache, cache_leaf
 from quantpick.records import BranchListing, RemoteFile, RepoListing
 
 T = TypeVar("T")
@@ -59,7 +60,6 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_MAX_WORKERS = 8
 # A retry helps only against transient failures (5xx, dropped connections); three is what `hf` does.
 RETRIES = 3
-LISTING_CACHE_VERSION = 1
 
 
 def resolve_token(explicit: str | None) -> str | None:
@@ -120,6 +120,7 @@ class Hub:
 
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
+        self._cache = LookupCache(settings.cache_dir)
         # what this Hub could not do and how quantpick made do (a partial mirror), for the user
         self.warnings: list[str] = []
         self._warn_lock = threading.Lock()
@@ -235,12 +236,12 @@ class Hub:
     def card_text(self, repo: str, revision: str | None = None) -> str | None:
         """README.md at a revision, or None when the repo has none."""
         if self.settings.offline:
-            return self._cache_read(repo, _cache_leaf("README", revision, "md"))
+            return self._cache.read_text(repo, cache_leaf("README", revision, "md"))
         path = self._small_file(repo, "README.md", revision)
         if path is None:
             return None
         text = path.read_text(encoding="utf-8", errors="replace")
-        _atomic_write(self._cache_path(repo, _cache_leaf("README", revision, "md")), text)
+        self._cache.write_text(repo, cache_leaf("README", revision, "md"), text)
         return text
 
     def branches(self, repo: str) -> dict[str, str]:
@@ -320,7 +321,7 @@ class Hub:
     def listing(self, repo: str, only: list[str] | None = None) -> RepoListing:
         """Branches with their files, fetched concurrently; `only` limits which branches."""
         if self.settings.offline:
-            return self._cache_read_listing(repo)
+            return self._cache.read_listing(repo)
         heads = self.branches(repo)
         names = [n for n in heads if only is None or n in only]
         missing = [n for n in only or [] if n not in heads]
@@ -337,19 +338,19 @@ class Hub:
             ),
         )
         if only is None:
-            self._cache_write_listing(listing)
+            self._cache.write_listing(listing)
         return listing
 
     def config(self, repo: str, revision: str | None = None) -> dict[str, Any] | None:
         """config.json from a revision; None when absent or not a JSON object."""
-        leaf = _cache_leaf("config", revision, "json")
+        leaf = cache_leaf("config", revision, "json")
         if self.settings.offline:
-            text = self._cache_read(repo, leaf)
+            text = self._cache.read_text(repo, leaf)
         else:
             path = self._small_file(repo, "config.json", revision)
             text = path.read_text(encoding="utf-8", errors="replace") if path else None
             if text is not None:
-                _atomic_write(self._cache_path(repo, leaf), text)
+                self._cache.write_text(repo, leaf, text)
         try:
             data = json.loads(text) if text is not None else None
         except ValueError:
@@ -399,64 +400,8 @@ class Hub:
                 found.extend(m.id for m in models if m.id not in found and m.id != base_model)
         return found[:limit]
 
-    # -- on-disk cache of look-ups, for --offline -------------------------------------------------
-
-    def _cache_path(self, repo: str, leaf: str) -> Path:
-        if repo.count("/") != 1 or ".." in repo:
-            raise UsageError(f"not a repo id: {repo!r}", "write it as OWNER/NAME")
-        return self.settings.cache_dir / "quantpick" / repo / leaf
-
-    def _cache_write_listing(self, listing: RepoListing) -> None:
-        path = self._cache_path(listing.repo, "listing.json")
-        _atomic_write(
-            path,
-            json.dumps(
-                {
-                    "v": LISTING_CACHE_VERSION,
-                    "at": time.time(),
-                    "listing": listing.model_dump(mode="json"),
-                }
-            ),
-        )
-
-    def _cache_read_listing(self, repo: str) -> RepoListing:
-        path = self._cache_path(repo, "listing.json")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("v") != LISTING_CACHE_VERSION:
-                raise ValueError("old cache")
-            listing = RepoListing.model_validate(data["listing"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise NetworkError(
-                f"offline, and no earlier look-up of {repo} is cached",
-                "run the same command once online (without --offline / HF_HUB_OFFLINE)",
-            ) from exc
-        return listing.model_copy(update={"cached_at_unix": float(data["at"])})
-
-    def _cache_read(self, repo: str, leaf: str) -> str | None:
-        try:
-            return self._cache_path(repo, leaf).read_text(encoding="utf-8")
-        except OSError:
-            return None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Best effort: the look-up cache only serves --offline, so a read-only cache costs nothing."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
 
 def _endpoint_missing(exc: HfHubHTTPError) -> bool:
     """A bare 404/405/501 (no Hub error code): the server lacks the endpoint, not the repo."""
     status = exc.response.status_code if exc.response is not None else 0
     return type(exc) is HfHubHTTPError and status in (404, 405, 501)
-
-
-def _cache_leaf(name: str, revision: str | None, ext: str) -> str:
-    """One cache file per revision: a card read at a branch must not stand in for main's."""
-    return f"{name}@{quote(revision or 'default', safe='')}.{ext}"
