@@ -6,9 +6,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from qp import EXAMPLES, run_qp
+from qp import EXAMPLES, REPO_ROOT, run_qp
 from quantpick.testing.builder import make_repo
 from quantpick.testing.server import HubServer
 
@@ -88,6 +89,7 @@ def test_ranks_every_repo_of_the_base_model(qhub: HubServer, tmp_path: Path) -> 
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["schema"] == "quantpick/search@1"
+    jsonschema.validate(doc, json.loads((REPO_ROOT / "docs/schema/search.schema.json").read_text()))
     assert "other/Llama-3-8B-GGUF" not in doc["repos"]
     assert BASE not in doc["repos"]
     hits = doc["hits"]
