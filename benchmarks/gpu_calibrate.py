@@ -1,7 +1,7 @@
 """Held-out GPU check of the transformers VRAM profile: measure shapes the estimator never saw.
 
     # on a GPU machine with torch + transformers (never in CI):
-    python3 benchmarks/gpu_calibrate.py measure      # writes benchmarks/gpu/transformers_fp16_heldout.json
+    python3 benchmarks/gpu_calibrate.py measure   # writes benchmarks/gpu/..._heldout.json
     # anywhere, with quantpick installed:
     .venv/bin/python benchmarks/gpu_calibrate.py compare   # reads that file
 
