@@ -47,7 +47,10 @@ cfg = AutoConfig.for_model(**raw)
 cfg._attn_implementation = "sdpa"
 torch.manual_seed(0)
 with torch.device("cuda"):
-    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float16)
+    try:
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float16)
+    except TypeError:
+        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float16)
 model.eval()
 torch.cuda.synchronize()
 weights = torch.cuda.memory_allocated()
