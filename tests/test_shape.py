@@ -72,11 +72,11 @@ def test_explicit_parameter_count_wins() -> None:
     assert parameter_count(shape) == 123
 
 
-def test_mistral_v01_slides_on_every_layer() -> None:
-    shape = load("mistral-7b-v0.1")
-    assert shape.sliding_window_tokens == 4096
-    assert set(shape.layer_types) == {SLIDING_ATTENTION}
-    assert len(shape.layer_types) == 32
+def test_a_window_without_a_layer_pattern_caches_every_token() -> None:
+    # Mistral-7B-v0.1 and Phi-3 declare sliding_window and no layer_types: transformers masks
+    # the window but caches everything (measured, benchmarks/gpu/transformers_fp16_heldout.json)
+    for name in ("mistral-7b-v0.1", "phi-3-mini-4k"):
+        assert load(name).layer_types == ()
 
 
 def test_gemma2_alternates_sliding_and_full_layers() -> None:

@@ -355,15 +355,20 @@ def test_exllamav2_quantized_cache_keeps_one_fp16_layer(mixtral: ModelShape) -> 
     assert kv_cache_bytes(mixtral, 32768, CacheMode.FP16, fp16) == 32768 * MIXTRAL_FP16_KV_PER_TOKEN
 
 
-def test_sliding_window_caps_the_cache() -> None:
+def test_a_bare_sliding_window_does_not_cap_the_cache() -> None:
     mistral = shape("mistral-7b-v0.1")
-    capped = kv_cache_bytes(mistral, 32768, CacheMode.FP16, Runtime.TRANSFORMERS)
-    assert capped == 4096 * MIXTRAL_FP16_KV_PER_TOKEN
-    # below the window nothing changes
-    assert kv_cache_bytes(mistral, 2048, runtime=Runtime.TRANSFORMERS) == 2048 * 131072
+    for runtime in (Runtime.TRANSFORMERS, Runtime.EXLLAMAV2, Runtime.LLAMACPP):
+        full = kv_cache_bytes(mistral, 32768, CacheMode.FP16, runtime)
+        assert full == 32768 * MIXTRAL_FP16_KV_PER_TOKEN
+
+
+def test_declared_sliding_layers_are_capped_except_by_exllamav2() -> None:
+    gemma = shape("gemma-2-9b")
+    per_layer_token = 8 * 256 * 2 * 2
+    capped = (21 * 4096 + 21 * 32768) * per_layer_token
+    assert kv_cache_bytes(gemma, 32768, runtime=Runtime.TRANSFORMERS) == capped
     # exllamav2 allocates every layer at full length
-    full = kv_cache_bytes(mistral, 32768, CacheMode.FP16, Runtime.EXLLAMAV2)
-    assert full == 32768 * MIXTRAL_FP16_KV_PER_TOKEN
+    assert kv_cache_bytes(gemma, 32768, runtime=Runtime.EXLLAMAV2) == 42 * 32768 * per_layer_token
 
 
 def test_gemma2_only_sliding_layers_are_capped() -> None:
