@@ -93,11 +93,11 @@ class BudgetArgs:
         if not self.vram:
             raise UsageError("--vram is required here", f"accepted forms: {units.VRAM_FORMS}")
         parsed = units.parse_vram(self.vram)
-        source: Literal["user", "nvidia-smi"] = "user"
+        source: Literal["user", "nvml", "nvidia-smi"] = "user"
         if parsed == "auto":
-            from quantpick.gpu import detect_vram
+            from quantpick.gpu import detect_vram_with_source
 
-            parsed, source = detect_vram(), "nvidia-smi"
+            parsed, source = detect_vram_with_source()
         budget = Budget(
             gpu_vram_bytes=parsed,
             reserve_bytes=units.parse_amount_bytes(self.reserve, what="reserve"),

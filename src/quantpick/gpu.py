@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from quantpick.errors import NoGpuError
 
@@ -89,11 +89,24 @@ def _query_nvidia_smi() -> tuple[GpuMemory, ...]:
     return parse_nvidia_smi(done.stdout)
 
 
+def query_gpus_with_source() -> tuple[tuple[GpuMemory, ...], Literal["nvml", "nvidia-smi"]]:
+    """Every GPU's total and used memory, and which interface said so. NoGpuError when none."""
+    nvml = _query_nvml()
+    if nvml:
+        return nvml, "nvml"
+    return _query_nvidia_smi(), "nvidia-smi"
+
+
 def query_gpus() -> tuple[GpuMemory, ...]:
     """Every GPU's total and used memory. Raises NoGpuError when there is none."""
-    return _query_nvml() or _query_nvidia_smi()
+    return query_gpus_with_source()[0]
+
+
+def detect_vram_with_source() -> tuple[tuple[int, ...], Literal["nvml", "nvidia-smi"]]:
+    """``--vram auto``: what each GPU has free now (total less what other processes hold)."""
+    gpus, source = query_gpus_with_source()
+    return tuple(gpu.free_bytes for gpu in gpus), source
 
 
 def detect_vram() -> tuple[int, ...]:
-    """``--vram auto``: what each GPU has free now (total less what other processes hold)."""
-    return tuple(gpu.free_bytes for gpu in query_gpus())
+    return detect_vram_with_source()[0]
