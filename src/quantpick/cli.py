@@ -100,7 +100,8 @@ VramOpt = Annotated[
     typer.Option(
         "--vram",
         envvar="QUANTPICK_VRAM",
-        help="GPU memory: 24, 24GB, 24GiB (all 2^30 bytes), 24576MiB, 24,24 for two GPUs, or auto.",
+        help="GPU memory: 24, 24GB, 24GiB (all 2^30 bytes), 24576MiB, 24,24 for two GPUs, or "
+        "auto (what is free now, per NVML or nvidia-smi; --reserve still applies).",
         show_default=False,
     ),
 ]
@@ -264,7 +265,14 @@ def fetch_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan (files, sizes) and exit.")
     ] = False,
-    backend: Annotated[str, typer.Option("--backend", help="auto, hf_transfer or hub.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="auto (quantpick's resumable ranged engine for large files, huggingface_hub "
+            "for small and Xet ones), ranged, hf_transfer or hub.",
+        ),
+    ] = "auto",
     max_workers: Annotated[
         int | None,
         typer.Option(
