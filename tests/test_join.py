@@ -146,3 +146,19 @@ def test_a_part_that_changed_on_disk_is_not_joined(
     monkeypatch.setattr("quantpick.download.join_parts", real)
     run(hub[0], out)
     assert (out / NAME).read_bytes() == JOINED
+
+
+def test_a_dry_run_after_the_join_has_nothing_to_move(
+    hub: tuple[Hub, HubServer], tmp_path: Path
+) -> None:
+    from quantpick.download import settle_joins
+
+    client, _ = hub
+    out = tmp_path / "out"
+    before = plan_fetch(client, REPO, variant(), local_dir=out, small_file_bytes=64 << 10)
+    assert settle_joins(before).missing_bytes == before.missing_bytes > 0
+    run(client, out)
+    after = plan_fetch(client, REPO, variant(), local_dir=out, small_file_bytes=64 << 10)
+    # the parts are gone (joined): the raw plan thinks they are missing, the settled one knows
+    assert after.missing_bytes > 0
+    assert settle_joins(after).missing_bytes == 0

@@ -228,6 +228,22 @@ def _fetch_locked(
     return manifest, reused
 
 
+def settle_joins(plan: FetchPlan) -> FetchPlan:
+    """The plan as a dry run should show it: parts an earlier fetch already joined are complete."""
+    join = join_spec(plan)
+    known = {} if plan.recheck else known_good(plan.local_dir, plan.commit_sha)
+    if _joined_record(plan.local_dir, join, known) is None or join is None:
+        return plan
+    part_paths = {p.path for p in join[1]}
+    files = tuple(
+        f.model_copy(update={"state": FileState.COMPLETE, "have_bytes": f.size_bytes})
+        if f.path in part_paths
+        else f
+        for f in plan.files
+    )
+    return plan.model_copy(update={"files": files})
+
+
 def _joined_record(
     local_dir: Path,
     join: tuple[str, tuple[PlannedFile, ...]] | None,

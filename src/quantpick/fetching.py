@@ -133,7 +133,7 @@ def fetch(
     opts: FetchArgs,
     out: Out,
 ) -> FetchResult:
-    from quantpick.download import execute
+    from quantpick.download import execute, settle_joins
     from quantpick.inventory import from_hub
     from quantpick.plan import Backend, plan_fetch
     from quantpick.transfer import TransferOptions
@@ -165,7 +165,7 @@ def fetch(
     try:
         plan = plan_fetch(hub, repo, variant, opts.revision, opts.local_dir, backend)
         if opts.dry_run:
-            return fetch_result(plan, reasons, dry_run=True, transferred=0)
+            return fetch_result(settle_joins(plan), reasons, dry_run=True, transferred=0)
         done = execute(
             plan, hub, progress=out.progress(), options=options, estimate=estimate, reasons=reasons
         )
