@@ -29,7 +29,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,13 +181,7 @@ def _fetch_locked(
     if joined is not None and join is not None:
         # the parts were joined by an earlier fetch and deleted: nothing to download for them
         records[joined.path] = joined
-        part_paths = {p.path for p in join[1]}
-        files = [
-            f.model_copy(update={"state": FileState.COMPLETE, "have_bytes": f.size_bytes})
-            if f.path in part_paths
-            else f
-            for f in files
-        ]
+        files = list(_parts_complete(files, join))
     records_lock = threading.Lock()
 
     def on_done(record: ManifestFile) -> None:
@@ -234,14 +228,19 @@ def settle_joins(plan: FetchPlan) -> FetchPlan:
     known = {} if plan.recheck else known_good(plan.local_dir, plan.commit_sha)
     if _joined_record(plan.local_dir, join, known) is None or join is None:
         return plan
+    return plan.model_copy(update={"files": _parts_complete(plan.files, join)})
+
+
+def _parts_complete(
+    files: Iterable[PlannedFile], join: tuple[str, tuple[PlannedFile, ...]]
+) -> tuple[PlannedFile, ...]:
     part_paths = {p.path for p in join[1]}
-    files = tuple(
+    return tuple(
         f.model_copy(update={"state": FileState.COMPLETE, "have_bytes": f.size_bytes})
         if f.path in part_paths
         else f
-        for f in plan.files
+        for f in files
     )
-    return plan.model_copy(update={"files": files})
 
 
 def _joined_record(
