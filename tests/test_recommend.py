@@ -9,7 +9,6 @@ import pytest
 
 from quantpick.recommend import DEFAULT_RESERVE_BYTES, effective_bits, quality_key, recommend
 from quantpick.records import (
-    GB,
     GIB,
     Budget,
     CacheMode,
@@ -24,6 +23,7 @@ from quantpick.records import (
 from quantpick.shape import shape_from_config
 from quantpick.units import parse_context, parse_vram
 from quantpick.vram import TORCH_CUDA_CONTEXT_BYTES
+from variants import gptq
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 CTX = (4096, 16384, 32768)
@@ -55,19 +55,6 @@ CEREBRUM = (
     exl2("3_5", 3.5, 6.0, (21.5, 23.0, 25.0)),
     exl2("3_0", 3.0, 6.0, (18.9, 20.4, 22.4)),
 )
-
-
-def gptq(name: str, bits: int, group: int | None, size_gb: float) -> Variant:
-    return Variant(
-        name=name,
-        kind=VariantKind.BRANCH,
-        format=Format.GPTQ,
-        bits=bits,
-        group_size=group,
-        act_order=True,
-        size_bytes=round(size_gb * GB),
-        size_source=Source.CARD,
-    )
 
 
 # TheBloke/Mixtral-8x7B-v0.1-GPTQ: branch sizes in SI GB

@@ -38,6 +38,7 @@ from quantpick.vram import (
     runtime_buffers_bytes,
     weights_bytes,
 )
+from variants import gptq
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 GPU_MEASUREMENTS = Path(__file__).parents[2] / "shared" / "gpu" / "transformers_fp16_h100.json"
@@ -61,19 +62,6 @@ def exl2(name: str, bits: float, gib: tuple[float, ...], **extra: object) -> Var
         {"name": name, "kind": VariantKind.BRANCH, "format": Format.EXL2, "bits": bits,
          "head_bits": 6.0, "vram_bytes": figures, **extra}
     )  # fmt: skip
-
-
-def gptq(name: str, bits: int, group: int | None, size_gb: float | None) -> Variant:
-    return Variant(
-        name=name,
-        kind=VariantKind.BRANCH,
-        format=Format.GPTQ,
-        bits=bits,
-        group_size=group,
-        act_order=True,
-        size_bytes=None if size_gb is None else round(size_gb * GB),
-        size_source=None if size_gb is None else Source.CARD,
-    )
 
 
 CEREBRUM_3_5 = exl2("3_5", 3.5, (21.5, 23.0, 25.0))
