@@ -16,8 +16,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from quantpick import card_parser
-from quantpick.card_parser import parse_card
+from quantpick.card import parser as card_parser
+from quantpick.card.parser import parse_card
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("QUANTPICK_SHARED_CARDS", ROOT.parent / "shared" / "cards"))

@@ -8,9 +8,9 @@
 `measure` repeats the method of ../shared/gpu/ (random fp16 weights built from public config.json
 hyper-parameters, SDPA, batch 1, one un-chunked prefill of ctx-8 tokens then 8 generated tokens,
 each run in a fresh process) on shapes and contexts that are NOT in that file, whose 12 rows the
-transformers constants in vram_formula.py were fitted on. `compare` predicts each row with
-`quantpick.vram` (weights from the measured weight bytes, as a Hub listing would give them) and
-prints the error against nvidia-smi's total: a held-out test, not a fit residual.
+transformers constants in estimate/formula.py were fitted on. `compare` predicts each row
+with `quantpick.estimate.vram` (weights from the measured weight bytes, as a Hub listing would give
+them) and prints the error against nvidia-smi's total: a held-out test, not a fit residual.
 """
 
 from __future__ import annotations
@@ -106,9 +106,9 @@ def measure(out: Path) -> int:
 
 
 def compare(path: Path) -> int:
+    from quantpick.estimate.shape import shape_from_config
+    from quantpick.estimate.vram import estimate_vram
     from quantpick.records import Format, Runtime, Source, Variant, VariantKind
-    from quantpick.shape import shape_from_config
-    from quantpick.vram import estimate_vram
 
     doc = json.loads(path.read_text())
     print(f"{doc['device']}, torch {doc['torch']}, transformers {doc['transformers']}")

@@ -10,8 +10,8 @@ import statistics
 import time
 from pathlib import Path
 
-from quantpick.card_markdown import split_front_matter
-from quantpick.card_parser import parse_card
+from quantpick.card.markdown import split_front_matter
+from quantpick.card.parser import parse_card
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cards"
 

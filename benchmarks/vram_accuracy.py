@@ -28,11 +28,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantpick import names
+from quantpick.card import names
 from quantpick.errors import QuantpickError
+from quantpick.estimate.shape import shape_from_config
+from quantpick.estimate.vram import default_runtime, estimate_vram
 from quantpick.records import GB, GIB, Format, ModelShape, Source, Variant, VariantKind
-from quantpick.shape import shape_from_config
-from quantpick.vram import default_runtime, estimate_vram
 
 HERE = Path(__file__).resolve().parent
 MIB = 1 << 20
@@ -99,7 +99,7 @@ def variant_from_expected(entry: dict[str, object]) -> Variant:
 
 
 def parsed_variants(card_path: Path) -> dict[str, Variant]:
-    from quantpick.card_parser import parse_card
+    from quantpick.card.parser import parse_card
 
     card = parse_card(card_path.read_text(encoding="utf-8"))
     return {v.name: v for v in card.variants}

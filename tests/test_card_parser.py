@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quantpick.card_parser import parse_card
+from quantpick.card.parser import parse_card
 from quantpick.records import GIB, CacheMode, Format, ModelCard, Role, Source, Variant, VariantKind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cards"

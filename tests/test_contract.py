@@ -16,7 +16,7 @@ import pytest
 from filelock import FileLock
 
 from qp import EXAMPLES, REPO_ROOT, run_qp
-from quantpick.schema import ENVELOPES, schema_text
+from quantpick.cli.schema import ENVELOPES, schema_text
 from quantpick.testing.builder import make_repo
 from quantpick.testing.faults import Fault
 from quantpick.testing.server import HubServer
@@ -29,7 +29,9 @@ MIB = 1 << 20
 @pytest.mark.parametrize("name", sorted(ENVELOPES))
 def test_committed_schema_matches_the_code(name: str) -> None:
     committed = (SCHEMAS / f"{name}.schema.json").read_text()
-    assert committed == schema_text(ENVELOPES[name]), "run: python -m quantpick.schema docs/schema"
+    assert committed == schema_text(ENVELOPES[name]), (
+        "run: python -m quantpick.cli.schema docs/schema"
+    )
 
 
 def _validate(kind: str, stdout: str) -> dict[str, object]:

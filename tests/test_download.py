@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from quantpick.download import (
+from quantpick.download.execute import (
     Backend,
     FetchResult,
     TransferOptions,
@@ -21,6 +21,8 @@ from quantpick.download import (
     plan_fetch,
     verify,
 )
+from quantpick.download.localfs import check_hub_path
+from quantpick.download.plan import FileRole, FileState, select_files
 from quantpick.errors import (
     AuthError,
     DiskSpaceError,
@@ -32,9 +34,7 @@ from quantpick.errors import (
     RevisionNotFoundError,
     UsageError,
 )
-from quantpick.hub import Hub, HubSettings
-from quantpick.localfs import check_hub_path
-from quantpick.plan import FileRole, FileState, select_files
+from quantpick.hub.client import Hub, HubSettings
 from quantpick.records import Format, RemoteFile, Role, Variant, VariantKind
 from quantpick.testing import DEFAULT_TOKEN, Fault, HubServer, make_repo
 

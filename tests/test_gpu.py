@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from quantpick.errors import ExitCode, NoGpuError
-from quantpick.gpu import GpuMemory, detect_vram, parse_nvidia_smi, query_gpus
+from quantpick.estimate.gpu import GpuMemory, detect_vram, parse_nvidia_smi, query_gpus
 
 MIB = 1 << 20
 HAS_NVML = importlib.util.find_spec("pynvml") is not None

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from quantpick.download import TransferOptions, execute, plan_fetch, verify
-from quantpick.hub import Hub, HubSettings
-from quantpick.join import staging_path
+from quantpick.download.execute import TransferOptions, execute, plan_fetch, verify
+from quantpick.download.join import staging_path
+from quantpick.hub.client import Hub, HubSettings
 from quantpick.records import Format, Variant, VariantKind
 from quantpick.testing import DEFAULT_TOKEN, HubServer, make_repo
 
@@ -124,7 +124,7 @@ def test_a_killed_join_is_resumed_without_downloading_part_a(
 def test_a_part_that_changed_on_disk_is_not_joined(
     hub: tuple[Hub, HubServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import quantpick.join as join
+    import quantpick.download.join as join
     from quantpick.errors import IntegrityError
 
     real = join.join_parts
@@ -137,13 +137,13 @@ def test_a_part_that_changed_on_disk_is_not_joined(
         os.utime(part_b)
         return real(local_dir, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("quantpick.download.join_parts", tamper)
+    monkeypatch.setattr("quantpick.download.execute.join_parts", tamper)
     out = tmp_path / "out"
     with pytest.raises(IntegrityError):
         run(hub[0], out)
     assert not (out / NAME).exists()
     # the next run puts part a back, fetches part b again, and joins
-    monkeypatch.setattr("quantpick.download.join_parts", real)
+    monkeypatch.setattr("quantpick.download.execute.join_parts", real)
     run(hub[0], out)
     assert (out / NAME).read_bytes() == JOINED
 
@@ -151,7 +151,7 @@ def test_a_part_that_changed_on_disk_is_not_joined(
 def test_a_dry_run_after_the_join_has_nothing_to_move(
     hub: tuple[Hub, HubServer], tmp_path: Path
 ) -> None:
-    from quantpick.download import settle_joins
+    from quantpick.download.execute import settle_joins
 
     client, _ = hub
     out = tmp_path / "out"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from quantpick.download import execute, plan_fetch, require_verified, verify
+from quantpick.download.context import TransferOptions
+from quantpick.download.execute import execute, plan_fetch, require_verified, verify
+from quantpick.download.manifest import Manifest, ManifestFile, read_manifest, write_manifest
+from quantpick.download.plan import FileState
 from quantpick.errors import IntegrityError
-from quantpick.fetch_run import TransferOptions
-from quantpick.hub import Hub, HubSettings
-from quantpick.manifest import Manifest, ManifestFile, read_manifest, write_manifest
-from quantpick.plan import FileState
+from quantpick.hub.client import Hub, HubSettings
 from quantpick.records import CacheMode, Estimate, Format, Provenance, Runtime, Variant, VariantKind
 from quantpick.testing import DEFAULT_TOKEN, HubServer, make_repo
 

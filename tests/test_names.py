@@ -1,10 +1,10 @@
-"""What branch, file and repo names say (quantpick.names)."""
+"""What branch, file and repo names say (quantpick.card.names)."""
 
 from __future__ import annotations
 
 import pytest
 
-from quantpick.names import NameInfo, describe, is_variant_file, variants_from_names
+from quantpick.card.names import NameInfo, describe, is_variant_file, variants_from_names
 from quantpick.records import Format, Role, Source, VariantKind
 
 

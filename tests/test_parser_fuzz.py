@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quantpick.card_parser import parse_card
-from quantpick.names import describe
+from quantpick.card.names import describe
+from quantpick.card.parser import parse_card
 from quantpick.records import ModelCard
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "cards").glob("*.md"))

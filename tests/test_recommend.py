@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from quantpick.recommend import DEFAULT_RESERVE_BYTES, effective_bits, quality_key, recommend
+from quantpick.estimate.recommend import (
+    DEFAULT_RESERVE_BYTES,
+    effective_bits,
+    quality_key,
+    recommend,
+)
+from quantpick.estimate.shape import shape_from_config
+from quantpick.estimate.vram import TORCH_CUDA_CONTEXT_BYTES
 from quantpick.records import (
     GIB,
     Budget,
@@ -20,9 +27,7 @@ from quantpick.records import (
     Variant,
     VariantKind,
 )
-from quantpick.shape import shape_from_config
 from quantpick.units import parse_context, parse_vram
-from quantpick.vram import TORCH_CUDA_CONTEXT_BYTES
 from variants import gptq
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"

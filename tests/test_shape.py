@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from quantpick.errors import UsageError
-from quantpick.records import ModelShape
-from quantpick.shape import (
+from quantpick.estimate.shape import (
     FULL_ATTENTION,
     SLIDING_ATTENTION,
     parameter_count,
     shape_from_config,
 )
+from quantpick.records import ModelShape
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 

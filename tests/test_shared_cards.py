@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from quantpick.card_parser import parse_card
+from quantpick.card.parser import parse_card
 from quantpick.records import GIB, Variant
 
 _DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "cards"

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 import quantpick
-from quantpick.download import FetchResult, execute, plan_fetch, verify
+from quantpick.download.context import TransferOptions
+from quantpick.download.execute import FetchResult, execute, plan_fetch, verify
+from quantpick.download.partial import partial_dir
+from quantpick.download.plan import FileState
 from quantpick.errors import ExitCode, IntegrityError, NetworkError
-from quantpick.fetch_run import TransferOptions
-from quantpick.hub import Hub, HubSettings
-from quantpick.partial import partial_dir
-from quantpick.plan import FileState
+from quantpick.hub.client import Hub, HubSettings
 from quantpick.records import Format, Variant, VariantKind
 from quantpick.testing import DEFAULT_TOKEN, Fault, HubServer, make_repo
 
@@ -164,10 +164,10 @@ def test_the_token_never_reaches_the_cdn(hub: Hub, srv: HubServer, tmp_path: Pat
 CHILD = """
 import json, sys
 from pathlib import Path
-from quantpick.download import execute, plan_fetch
+from quantpick.download.execute import execute, plan_fetch
 from quantpick.errors import QuantpickError
-from quantpick.fetch_run import TransferOptions
-from quantpick.hub import Hub, HubSettings
+from quantpick.download.context import TransferOptions
+from quantpick.hub.client import Hub, HubSettings
 from quantpick.records import Format, Variant, VariantKind
 a = json.loads(sys.argv[1])
 hub = Hub(HubSettings(endpoint=a["endpoint"], token=a["token"], cache_dir=Path(a["cache"])))

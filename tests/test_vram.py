@@ -12,20 +12,8 @@ from pathlib import Path
 import pytest
 
 from quantpick.errors import UsageError
-from quantpick.records import (
-    GB,
-    GIB,
-    CacheMode,
-    Format,
-    ModelShape,
-    Provenance,
-    Runtime,
-    Source,
-    Variant,
-    VariantKind,
-)
-from quantpick.shape import shape_from_config
-from quantpick.vram import (
+from quantpick.estimate.shape import shape_from_config
+from quantpick.estimate.vram import (
     EXL2_BITS_MARGIN,
     TORCH_CUDA_CONTEXT_BYTES,
     VLLM_GPU_MEMORY_UTILIZATION,
@@ -37,6 +25,18 @@ from quantpick.vram import (
     max_context_tokens,
     runtime_buffers_bytes,
     weights_bytes,
+)
+from quantpick.records import (
+    GB,
+    GIB,
+    CacheMode,
+    Format,
+    ModelShape,
+    Provenance,
+    Runtime,
+    Source,
+    Variant,
+    VariantKind,
 )
 from variants import gptq
 

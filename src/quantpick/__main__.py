@@ -1,3 +1,3 @@
-from quantpick.cli import main
+from quantpick.cli.app import main
 
 main()

@@ -64,7 +64,7 @@ def parse_amount_bytes(text: str, *, what: str = "amount", forms: str = AMOUNT_F
 
 
 def parse_vram(text: str) -> tuple[int, ...] | Literal["auto"]:
-    """``--vram``: bytes per GPU, or ``"auto"`` to ask the driver (see quantpick.gpu)."""
+    """``--vram``: bytes per GPU, or ``"auto"`` to ask the driver (see quantpick.estimate.gpu)."""
     if text.strip().lower() == "auto":
         return "auto"
     parts = text.split(",")

@@ -7,7 +7,7 @@ POST   /_testing/faults     add one: {"glob": "*/model.safetensors", "status": 5
 DELETE /_testing/faults     clear them
 GET    /_testing/state      {"root", "tokens", "tree_page_size", "cdn_ttl_s", "errors"}
 POST   /_testing/state      set any of root, tokens, tree_page_size, cdn_ttl_s
-POST   /_testing/reset      HubServer.reset(); body {"root": "/path"} optional
+POST   /_testing/reset      HubState.reset(); body {"root": "/path"} optional
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from quantpick.testing.faults import Fault
 from quantpick.testing.replies import HubError, Reply, json_reply
 
 if TYPE_CHECKING:
-    from quantpick.testing.server import HubServer
+    from quantpick.testing.state import HubState
 
 
-def handle(hub: HubServer, method: str, segments: list[str], body: bytes) -> Reply:
+def handle(hub: HubState, method: str, segments: list[str], body: bytes) -> Reply:
     try:
         return _handle(hub, method, segments, body)
     except HubError as e:
         return e.reply()
 
 
-def _handle(hub: HubServer, method: str, segments: list[str], body: bytes) -> Reply:
+def _handle(hub: HubState, method: str, segments: list[str], body: bytes) -> Reply:
     match method, segments:
         case "GET", ["requests"]:
             return json_reply([r.as_dict() for r in hub.requests])
@@ -74,7 +74,7 @@ def _handle(hub: HubServer, method: str, segments: list[str], body: bytes) -> Re
     raise HubError(404, None, f"No control endpoint {method} /_testing/{'/'.join(segments)}")
 
 
-def state(hub: HubServer) -> dict[str, Any]:
+def state(hub: HubState) -> dict[str, Any]:
     return {
         "root": str(hub.root),
         "tokens": sorted(hub.tokens),

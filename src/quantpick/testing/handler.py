@@ -18,7 +18,7 @@ from quantpick.testing.routes import INVALID_TOKEN, Request
 from quantpick.testing.store import StoreError
 
 if TYPE_CHECKING:
-    from quantpick.testing.server import OriginServer
+    from quantpick.testing.state import OriginState
 
 _CHUNK = 1 << 18
 Span = tuple[int, int] | Literal["unsatisfiable"] | None
@@ -30,7 +30,7 @@ class HubHandler(BaseHTTPRequestHandler):
     server_version = "quantpick-loopback-hub"
     # bounds a handler thread stuck on a client that went silent
     timeout = 120
-    server: OriginServer
+    server: OriginState  # type: ignore[assignment]
 
     def do_GET(self) -> None:
         self._serve()

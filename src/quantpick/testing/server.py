@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 from collections.abc import Iterable
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from quantpick.testing.cdn import Signer
 from quantpick.testing.faults import FaultTable, Origin
-from quantpick.testing.handler import HubHandler
 from quantpick.testing.log import RequestLog
+from quantpick.testing.origin import OriginServer
 from quantpick.testing.routes import HubRoutes
 from quantpick.testing.store import Store
 
@@ -22,59 +19,6 @@ from quantpick.testing.store import Store
 DEFAULT_TOKEN = "hf_quantpick_user"
 _DEFAULT_PAGE_SIZE = 1000
 _DEFAULT_CDN_TTL_S = 3600.0
-
-
-class OriginServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # server_close() joins handler threads: HubServer.stop() unblocks them first (close_connections)
-    block_on_close = True
-
-    def __init__(
-        self, address: tuple[str, int], hub: HubServer, origin: Origin, advertised_host: str
-    ) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.advertised_host = advertised_host
-        self.hub = hub
-        self.origin: Origin = origin
-        self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        self._aborted: set[socket.socket] = set()
-        super().__init__(address, HubHandler)
-
-    @property
-    def url(self) -> str:
-        host = self.advertised_host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.server_address[1]}"
-
-    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
-        # tracked on the accept thread, so stop() never misses a connection whose thread is starting
-        with self._lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
-        with self._lock:
-            self._open.discard(request)
-            aborted = request in self._aborted
-            self._aborted.discard(request)
-        if aborted:
-            # no FIN before the close: the linger-0 close sends a bare RST
-            self.close_request(request)
-        else:
-            super().shutdown_request(request)
-
-    def abort(self, request: socket.socket) -> None:
-        with self._lock:
-            self._aborted.add(request)
-
-    def close_connections(self) -> None:
-        with self._lock:
-            live = list(self._open)
-        for conn in live:
-            with contextlib.suppress(OSError):  # already gone
-                conn.shutdown(socket.SHUT_RDWR)
 
 
 class HubServer:

@@ -1,0 +1,246 @@
+"""A quantizer's model card (markdown) -> ModelCard with typed variants. Pure: no I/O.
+
+Layers: card_markdown (tokens), card_values (one cell's meaning), card_columns (which table is a
+variant table), card_tables (one variant per row), card_checks (contradictions), card_links (link
+lists, Hub URLs), names (what a name says). This module reads what the prose says
+about the tables (context of VRAM figures, rules like "for 32k add ~2 GB", recommendations) and
+falls back from tables to link lists to other repos.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from quantpick.card import values as cv
+from quantpick.card.columns import is_variant_header
+from quantpick.card.links import block_links, branch_and_file_variants, repo_variants
+from quantpick.card.markdown import Block, front_matter_list, parse_document, parse_inline
+from quantpick.card.names import describe
+from quantpick.card.tables import CardContext, table_variants
+from quantpick.records import CacheMode, Format, ModelCard, Variant
+
+__all__ = ["parse_card"]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_MEASURE_WORDS = re.compile(r"\b(?:vram|memory)\b", re.IGNORECASE)
+_CONTEXT_WORDS = re.compile(r"\b(?:context|ctx|tokens)\b", re.IGNORECASE)
+_ESTIMATE_WORDS = re.compile(r"\b(?:estimated|measured|calculated|assum\w*|based on)\b", re.I)
+_DERIVED_RULES = (
+    re.compile(
+        r"for\s+(?P<ctx>\d+(?:\.\d+)?\s*k)\s+context,?\s+add\s+(?:about\s+|~\s*)?"
+        r"(?P<add>\d+(?:\.\d+)?)\s*(?:GB|GiB)?",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"add\s+(?:about\s+|~\s*)?(?P<add>\d+(?:\.\d+)?)\s*(?:GB|GiB)?\s+for\s+"
+        r"(?P<ctx>\d+(?:\.\d+)?\s*k)\s+context",
+        re.IGNORECASE,
+    ),
+)
+_JOINED_PART = re.compile(r"([\w.\-]+?\.(?:gguf|bin))-split-([a-z])\b", re.IGNORECASE)
+_FORMAT_HINTS: tuple[tuple[re.Pattern[str], Format], ...] = (
+    (re.compile(r"exl3|exllama\s*v?3", re.IGNORECASE), Format.EXL3),
+    (re.compile(r"exl2|exllama\s*v?2", re.IGNORECASE), Format.EXL2),
+    (re.compile(r"gptq", re.IGNORECASE), Format.GPTQ),
+    (re.compile(r"\bawq\b", re.IGNORECASE), Format.AWQ),
+    (re.compile(r"gguf", re.IGNORECASE), Format.GGUF),
+    (re.compile(r"ggml", re.IGNORECASE), Format.GGML),
+)
+# the title and first paragraphs say what a card is about; later ones link to everything else
+_LEADING_BLOCKS = 12
+
+
+@dataclass(slots=True)
+class _ProseFacts:
+    vram_context: int | None = None
+    size_is_vram: bool = False
+    cache_mode: CacheMode | None = None
+    derived: tuple[int, float] | None = None
+    note: str = ""
+
+
+def parse_card(text: str, repo: str | None = None) -> ModelCard:
+    """Read a card. Never raises: garbage in gives a card with no variants and maybe warnings."""
+    try:
+        return _parse(text, repo)
+    except Exception as exc:  # a bug here must not break listing; tests assert it never happens
+        return ModelCard(
+            repo=repo if isinstance(repo, str) else None,
+            warnings=(f"internal parser error: {type(exc).__name__}: {exc}",),
+        )
+
+
+def _parse(text: str, repo: str | None) -> ModelCard:
+    doc = parse_document(text, want_table=is_variant_header)
+    facts = _prose_facts(doc.blocks)
+    card = CardContext(
+        repo=repo,
+        text_format=_text_format(doc.blocks),
+        vram_context=facts.vram_context,
+        size_is_vram=facts.size_is_vram,
+    )
+    variants = [v for table in doc.tables for v in table_variants(table, card)]
+    if not variants:
+        links = block_links(doc.blocks)
+        variants = branch_and_file_variants(links, repo) or repo_variants(links, repo)
+    variants = _dedupe(variants)
+    variants = _apply_derived(variants, facts)
+    variants = _prose_recommendations(variants, doc.blocks)
+    variants = _joined_parts(variants, doc.blocks)
+    warnings = () if variants else ("no variant table or variant links found in the card",)
+    return ModelCard(
+        repo=repo,
+        base_models=front_matter_list(doc.front_matter, "base_model"),
+        variants=tuple(variants),
+        vram_context_tokens=facts.vram_context or _shared_context(variants),
+        vram_cache_mode=facts.cache_mode,
+        vram_note=facts.note,
+        warnings=warnings,
+    )
+
+
+def _sentences(blocks: list[Block], needle: re.Pattern[str]) -> list[str]:
+    found = []
+    for block in blocks:
+        if needle.search(block.raw):
+            found.extend(_SENTENCE_END.split(parse_inline(block.raw).text))
+    return found
+
+
+def _prose_facts(blocks: list[Block]) -> _ProseFacts:
+    facts = _ProseFacts()
+    notes = []
+    for sentence in _sentences(blocks, re.compile(r"vram|memory|context", re.IGNORECASE)):
+        if facts.vram_context is None and _MEASURE_WORDS.search(sentence):
+            context = cv.context_tokens(sentence) if _CONTEXT_WORDS.search(sentence) else None
+            if context is not None:
+                facts.vram_context = context
+                facts.size_is_vram = bool(_ESTIMATE_WORDS.search(sentence))
+                facts.cache_mode = cv.cache_mode(sentence)
+                notes.append(sentence)
+                continue
+        if facts.derived is None:
+            for rule in _DERIVED_RULES:
+                m = rule.search(sentence)
+                context = cv.context_tokens(f"{m['ctx']} context") if m else None
+                if m and context is not None:
+                    facts.derived = (context, float(m["add"]))
+                    notes.append(sentence)
+                    break
+    facts.note = " ".join(notes)
+    return facts
+
+
+def _text_format(blocks: list[Block]) -> Format | None:
+    for block in blocks[:_LEADING_BLOCKS]:
+        hits = [(m.start(), fmt) for rx, fmt in _FORMAT_HINTS if (m := rx.search(block.raw))]
+        if hits:
+            return min(hits, key=lambda h: h[0])[1]
+    return None
+
+
+def _dedupe(variants: list[Variant]) -> list[Variant]:
+    """One variant per name; a second table about the same branch adds its figures to the first."""
+    index: dict[tuple[str, str, str], int] = {}
+    out: list[Variant] = []
+    for v in variants:
+        key = (v.kind.value, (v.repo or "").lower(), v.name)
+        if key not in index:
+            index[key] = len(out)
+            out.append(v)
+        else:
+            out[index[key]] = _merge(out[index[key]], v)
+    return out
+
+
+def _merge(first: Variant, later: Variant) -> Variant:
+    by_cache = {
+        mode: {**later.vram_bytes_by_cache.get(mode, {}), **first.vram_bytes_by_cache.get(mode, {})}
+        for mode in {*first.vram_bytes_by_cache, *later.vram_bytes_by_cache}
+    }
+    update: dict[str, object] = {
+        "vram_bytes": {**later.vram_bytes, **first.vram_bytes},
+        "vram_bytes_by_cache": by_cache,
+        "recommended_by_card": first.recommended_by_card or later.recommended_by_card,
+    }
+    for field in ("size_bytes", "size_source", "vram_unspecified_bytes", "max_ram_bytes"):
+        if getattr(first, field) is None:
+            update[field] = getattr(later, field)
+    return first.model_copy(update=update)
+
+
+def _apply_derived(variants: list[Variant], facts: _ProseFacts) -> list[Variant]:
+    """'For 32k context add ~2 GB' on top of figures at the stated context."""
+    if facts.derived is None or facts.vram_context is None:
+        return variants
+    target, add_gib = facts.derived
+    out = []
+    for v in variants:
+        base = v.vram_bytes.get(facts.vram_context)
+        if base is not None and target not in v.vram_bytes:
+            derived = {**v.vram_derived_bytes, target: base + round(add_gib * 2**30)}
+            v = v.model_copy(update={"vram_derived_bytes": derived})
+        out.append(v)
+    return out
+
+
+def _variant_keys(v: Variant) -> set[str]:
+    info = describe(v.name)
+    keys = {v.name, v.quant_method or "", info.quant_method or "", info.split_group}
+    keys |= {re.sub(r"\.(gguf|bin)$", "", k, flags=re.IGNORECASE) for k in keys}
+    return {k.lower() for k in keys if k}
+
+
+def _prose_recommendations(variants: list[Variant], blocks: list[Block]) -> list[Variant]:
+    """'I would recommend the `IQ3_XS` version': the first variant named after the word counts."""
+    if not variants:
+        return variants
+    keys = [_variant_keys(v) for v in variants]
+    picked: set[int] = set()
+    for sentence in _sentences(blocks, re.compile("recommend", re.IGNORECASE)):
+        for end in cv.recommendation_spans(sentence):
+            tail = re.split(r"\b(?:over|instead of|rather than)\b", sentence[end:], maxsplit=1)[0]
+            for token in re.findall(r"[\w][\w.\-+]*", tail):
+                token = token.rstrip(".").lower()
+                hit = next((i for i, k in enumerate(keys) if token in k), None)
+                if hit is not None:
+                    picked.add(hit)
+                    break
+    return [
+        v.model_copy(update={"recommended_by_card": True}) if i in picked else v
+        for i, v in enumerate(variants)
+    ]
+
+
+def _joined_parts(variants: list[Variant], blocks: list[Block]) -> list[Variant]:
+    """TheBloke uploaded >50 GB files as '-split-a'/'-split-b' parts to concatenate by hand."""
+    parts: dict[str, set[str]] = {}
+    for block in blocks:
+        if "-split-" in block.raw:
+            for m in _JOINED_PART.finditer(block.raw):
+                parts.setdefault(m[1].lower(), set()).add(m[0])
+    if not parts:
+        return variants
+    out = []
+    for v in variants:
+        found = parts.get(v.name.lower())
+        if found and not v.files:
+            v = v.model_copy(
+                update={
+                    "files": tuple(sorted(found)),
+                    "warnings": (
+                        *v.warnings,
+                        f"{v.name} is uploaded as {len(found)} parts that must be concatenated "
+                        "after download",
+                    ),
+                    "extra": {**v.extra, "join_required": True},
+                }
+            )
+        out.append(v)
+    return out
+
+
+def _shared_context(variants: list[Variant]) -> int | None:
+    contexts = {c for v in variants for c in v.vram_bytes}
+    return contexts.pop() if len(contexts) == 1 else None

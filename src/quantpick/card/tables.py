@@ -1,0 +1,327 @@
+"""One Variant per row of a variant table (see card_columns for which tables those are)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from quantpick.card import values as cv
+from quantpick.card.checks import flag_size_order
+from quantpick.card.columns import Col, Column, classify, ident_column
+from quantpick.card.links import HubTarget, TargetKind, foreign_repo, hub_target, repo_format
+from quantpick.card.markdown import Inline, Table, parse_inline
+from quantpick.card.names import NameInfo, describe
+from quantpick.records import CacheMode, Format, Role, Source, Variant, VariantKind
+
+_NAME_TOKEN = re.compile(r"[\w][\w.\-+/]*")
+_GENERIC_LINK_TEXT = {"gguf", "link", "download", "here", "hf", "file", "files", "model", "url"}
+_MODEL_EXT = re.compile(r"\.(gguf|bin|safetensors)$", re.IGNORECASE)
+
+Extra = dict[str, str | int | float | bool | None]
+# columns kept in Variant.extra: (key, or None for the header's snake_case; how to read a cell)
+_EXTRA_READERS: dict[Col, tuple[str | None, Callable[[str], str | int | float | bool | None]]] = {
+    Col.DAMP: ("damp_pct", cv.number),
+    Col.SEQ_LEN: ("seq_len", cv.integer),
+    Col.EXLLAMA: ("exllama_compatible", cv.boolean),
+    Col.SPLIT: ("split", cv.boolean),
+    Col.MADE_WITH: ("made_with", str),
+    Col.DATASET: (None, str),
+    Col.OTHER: (None, str),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CardContext:
+    """What the rest of the card says that changes how a table reads."""
+
+    repo: str | None
+    text_format: Format | None
+    # the context prose assigns to VRAM figures whose column names none
+    vram_context: int | None
+    # prose declares the 'Size' column of an exl2 table to be VRAM at vram_context
+    size_is_vram: bool
+
+
+def _table_format(columns: list[Column]) -> Format | None:
+    keys = " ".join(c.key for c in columns)
+    roles = {c.role for c in columns}
+    if "awq" in keys:
+        return Format.AWQ
+    if roles & {Col.ACT_ORDER, Col.DAMP} or "gptq" in keys:
+        return Format.GPTQ
+    if Col.HEAD_BITS in roles:
+        return Format.EXL2
+    return None
+
+
+def _bits(text: str) -> float | None:
+    value = cv.number(text)
+    return value if value is not None and 0 < value <= 32 else None
+
+
+def _name_token(text: str) -> str:
+    m = _NAME_TOKEN.search(text)
+    return m[0].rstrip(".") if m else ""
+
+
+@dataclass(slots=True)
+class _Identity:
+    name: str
+    kind: VariantKind
+    info: NameInfo
+    files: tuple[str, ...] = ()
+    folder: str | None = None
+    repo: str | None = None
+    linked: bool = False
+
+
+class _RowReader:
+    def __init__(self, columns: list[Column], ident: int, card: CardContext) -> None:
+        self.columns = columns
+        self.ident = ident
+        self.card = card
+        self.table_format = _table_format(columns)
+        roles = {c.role for c in columns}
+        self.has_vram_columns = bool(roles & {Col.VRAM, Col.CACHE})
+
+    def _file_name(self, text: str, target: HubTarget) -> str:
+        token = _name_token(text)
+        if token.lower() in _GENERIC_LINK_TEXT or not _MODEL_EXT.search(token):
+            return target.basename
+        return token
+
+    def identify(self, cells: list[Inline]) -> _Identity | None:
+        cell = cells[self.ident]
+        role = self.columns[self.ident].role
+        targets = [t for link in cell.links if (t := hub_target(link.href))]
+        file_cols = [c for col, c in zip(self.columns, cells, strict=True) if col.role is Col.FILES]
+        for extra_cell in file_cols:
+            targets.extend(t for link in extra_cell.links if (t := hub_target(link.href)))
+        files = [t for t in targets if t.kind is TargetKind.FILE]
+        text = _name_token(cell.text)
+        if len(files) > 1:
+            name = (
+                text
+                if text.lower() not in _GENERIC_LINK_TEXT
+                else describe(files[0].path).split_group
+            )
+            return _Identity(
+                name,
+                VariantKind.FILE,
+                describe(files[0].path),
+                files=tuple(t.path for t in files),
+                repo=foreign_repo(files[0].repo, self.card.repo),
+                linked=True,
+            )
+        if targets:
+            t = targets[0]
+            repo = foreign_repo(t.repo, self.card.repo)
+            if t.kind is TargetKind.FILE:
+                name = self._file_name(cell.links[0].text if cell.links else text, t)
+                return _Identity(name, VariantKind.FILE, describe(name), repo=repo, linked=True)
+            if t.kind is TargetKind.TREE and t.path:
+                name = self._file_name(text, t)
+                return _Identity(
+                    name, VariantKind.FILE, describe(name), folder=t.path, repo=repo, linked=True
+                )
+            if t.kind is TargetKind.TREE:
+                rev = t.revision or ""
+                return _Identity(rev, VariantKind.BRANCH, describe(rev), repo=repo, linked=True)
+            # a link to a whole repo is no proof of a variant ("-GGUF" repos hold many): its
+            # name or the row's columns must say what it is
+            return _Identity(t.repo, VariantKind.REPO, describe(t.repo), repo=t.repo)
+        if not text or len(text) > 200:
+            return None
+        info = describe(text)
+        file_formats = (Format.GGUF, Format.GGML)
+        looks_like_file = (
+            bool(_MODEL_EXT.search(text))
+            or info.format in file_formats
+            or (self.table_format or self.card.text_format) in file_formats
+        )
+        kind = (
+            VariantKind.FILE if role is not Col.BRANCH and looks_like_file else VariantKind.BRANCH
+        )
+        return _Identity(text, kind, info)
+
+    def _format(self, ident: _Identity) -> Format:
+        info = ident.info
+        candidates = (
+            None if info.format_guessed else info.format,
+            repo_format(ident.repo),
+            repo_format(self.card.repo),
+            self.table_format,
+            self.card.text_format,
+            info.format,
+        )
+        return next((f for f in candidates if f is not None), Format.OTHER)
+
+    def read(self, row: tuple[str, ...]) -> Variant | None:
+        cells = [parse_inline(raw) for raw in row[: len(self.columns)]]
+        cells += [Inline("")] * (len(self.columns) - len(cells))
+        ident = self.identify(cells)
+        if ident is None:
+            return None
+        by_role: dict[Col, list[tuple[Column, Inline]]] = {}
+        for column, cell in zip(self.columns, cells, strict=True):
+            by_role.setdefault(column.role, []).append((column, cell))
+
+        def first(role: Col) -> str | None:
+            found = by_role.get(role)
+            return found[0][1].text if found else None
+
+        bits_cell = first(Col.BITS)
+        quant_cell = first(Col.QUANT)
+        if not (
+            ident.linked
+            or ident.info.says_anything
+            or (bits_cell is not None and cv.number(bits_cell) is not None)
+            or (quant_cell and describe(quant_cell).quant_method)
+        ):
+            return None
+
+        fmt = self._format(ident)
+        fields: dict[str, object] = {
+            "name": ident.name,
+            "kind": ident.kind,
+            "format": fmt,
+            "files": ident.files,
+            "folder": ident.folder,
+            "repo": ident.repo,
+            "role": Role.COMPANION if ident.info.companion else Role.MODEL,
+        }
+        warnings: list[str] = []
+        extra: Extra = {}
+        if ident.info.vision_bits is not None:
+            extra["vision_bits"] = ident.info.vision_bits
+        self._quant_fields(ident, by_role, fields, warnings)
+        self._memory_fields(ident, fmt, by_role, fields, warnings)
+        self._other_fields(by_role, fields, extra)
+        if ident.kind is not VariantKind.BRANCH or fmt in (Format.GGUF, Format.GGML):
+            quant = _name_token(quant_cell) if quant_cell else None
+            if not quant and self.columns[self.ident].role is Col.QUANT_ID:
+                quant = _name_token(cells[self.ident].text)
+            fields["quant_method"] = quant or ident.info.display_quant
+        row_text = " | ".join(c.text for c in cells)
+        fields["recommended_by_card"] = cv.is_recommended(row_text)
+        fields["warnings"] = tuple(warnings)
+        fields["extra"] = extra
+        return Variant.model_validate(fields)
+
+    def _quant_fields(
+        self,
+        ident: _Identity,
+        by_role: dict[Col, list[tuple[Column, Inline]]],
+        fields: dict[str, object],
+        warnings: list[str],
+    ) -> None:
+        info = ident.info
+        bits_cell = by_role.get(Col.BITS)
+        bits = _bits(bits_cell[0][1].text) if bits_cell else None
+        if bits is not None:
+            fields["bits"], fields["bits_source"] = bits, Source.CARD
+            if info.bits is not None and abs(info.bits - bits) > 1e-6:
+                warnings.append(
+                    f"the card's Bits cell says {bits:g} but the name {ident.name!r} says "
+                    f"{info.bits:g}; keeping the card's figure"
+                )
+        elif info.bits is not None:
+            fields["bits"], fields["bits_source"] = info.bits, Source.NAME
+        head_cell = by_role.get(Col.HEAD_BITS)
+        head = _bits(head_cell[0][1].text) if head_cell else None
+        fields["head_bits"] = head if head is not None else info.head_bits
+        group_cell = by_role.get(Col.GROUP)
+        group = cv.integer(group_cell[0][1].text) if group_cell else None
+        if group_cell and (group is not None or cv.is_unknown(group_cell[0][1].text)):
+            # "None" and -1 both mean no grouping
+            fields["group_size"] = group if group is not None and group > 0 else None
+            if info.group_size != fields["group_size"] and info.format is Format.GPTQ:
+                warnings.append(
+                    f"the card's group size {group_cell[0][1].text!r} contradicts the name "
+                    f"{ident.name!r}; keeping the card's"
+                )
+        else:
+            fields["group_size"] = info.group_size
+        act_cell = by_role.get(Col.ACT_ORDER)
+        act = cv.boolean(act_cell[0][1].text) if act_cell else None
+        fields["act_order"] = act if act is not None else info.act_order
+        if act is not None and info.act_order is not None and act != info.act_order:
+            warnings.append(
+                f"the card's Act Order {act} contradicts the name {ident.name!r}; "
+                "keeping the card's"
+            )
+
+    def _memory_fields(
+        self,
+        ident: _Identity,
+        fmt: Format,
+        by_role: dict[Col, list[tuple[Column, Inline]]],
+        fields: dict[str, object],
+        warnings: list[str],
+    ) -> None:
+        vram: dict[int, int] = {}
+        by_cache: dict[CacheMode, dict[int, int]] = {}
+        size_as_vram = (
+            self.card.size_is_vram
+            and not self.has_vram_columns
+            and ident.kind in (VariantKind.BRANCH, VariantKind.REPO)
+            and fmt in (Format.EXL2, Format.EXL3)
+        )
+        size_context = self.card.vram_context if size_as_vram else None
+        for column, cell in by_role.get(Col.SIZE, [])[:1]:
+            if size_context is not None:
+                figure = cv.memory_bytes(cell.text, column.unit or "GB")
+                if figure is not None:
+                    vram[size_context] = figure
+            else:
+                size = cv.size_bytes(cell.text, column.unit or "GB")
+                if size is not None:
+                    fields["size_bytes"], fields["size_source"] = size, Source.CARD
+        for column, cell in by_role.get(Col.VRAM, []):
+            figure = cv.memory_bytes(cell.text, column.unit or "GB")
+            context = column.context or self.card.vram_context
+            if figure is None:
+                continue
+            if context is None:
+                fields["vram_unspecified_bytes"] = figure
+            else:
+                vram[context] = figure
+        for column, cell in by_role.get(Col.CACHE, []):
+            figure = cv.memory_bytes(cell.text, column.unit or "GB")
+            context = column.context or self.card.vram_context
+            if figure is None or column.cache is None:
+                continue
+            if context is None:
+                warnings.append(f"{column.key} figure has no stated context; left out")
+                continue
+            by_cache.setdefault(column.cache, {})[context] = figure
+        for _, cell in by_role.get(Col.RAM, [])[:1]:
+            fields["max_ram_bytes"] = cv.memory_bytes(cell.text)
+        fields["vram_bytes"] = vram
+        fields["vram_bytes_by_cache"] = by_cache
+
+    def _other_fields(
+        self,
+        by_role: dict[Col, list[tuple[Column, Inline]]],
+        fields: dict[str, object],
+        extra: Extra,
+    ) -> None:
+        descriptions = [cell.text for _, cell in by_role.get(Col.DESC, []) if cell.text]
+        fields["description"] = " ".join(descriptions)
+        for role, (key, reader) in _EXTRA_READERS.items():
+            for column, cell in by_role.get(role, []):
+                value = reader(cell.text) if cell.text else None
+                if value is not None:
+                    extra.setdefault(key or column.key, value)
+
+
+def table_variants(table: Table, card: CardContext) -> list[Variant]:
+    """Variants of one table; empty when it is not a variant table."""
+    columns = [classify(parse_inline(h).text) for h in table.header]
+    ident = ident_column(columns)
+    if ident is None:
+        return []
+    reader = _RowReader(columns, ident, card)
+    variants = [v for row in table.rows if (v := reader.read(row)) is not None]
+    return flag_size_order(variants)

@@ -1,0 +1,84 @@
+"""`pick`: the best variant that fits a budget, its runner-up and the reasons; or why none fits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from quantpick.commands.args import BudgetArgs, HubArgs
+from quantpick.commands.listing import load, recommend_for
+from quantpick.commands.results import PickResult, listed
+from quantpick.errors import NothingFitsError, UsageError
+
+if TYPE_CHECKING:
+    from quantpick.commands.report import Reporter
+    from quantpick.hub.inventory import Inventory
+    from quantpick.records import Recommendation
+
+
+def pick(
+    repo: str | None,
+    card: Path | None,
+    revision: str | None,
+    config: Path | None,
+    hub_args: HubArgs,
+    budget_args: BudgetArgs,
+    out: Reporter,
+) -> PickResult:
+    budget = budget_args.budget()
+    inv, branch = load(repo, card, revision, config, hub_args)
+    if branch is not None:
+        raise UsageError(
+            f"pick chooses the branch; {repo} names one already",
+            f"drop ':{branch}', or run `quantpick list {repo}` to see its estimate",
+        )
+    rec = recommend_for(inv, budget)
+    return pick_result(inv, rec)
+
+
+def pick_result(inv: Inventory, rec: Recommendation) -> PickResult:
+    b = rec.budget
+    return PickResult(
+        repo=inv.repo,
+        budget=b,
+        pick=listed(rec.pick.variant, rec.pick, b, picked=True) if rec.pick else None,
+        runner_up=listed(rec.runner_up.variant, rec.runner_up, b) if rec.runner_up else None,
+        reasons=rec.reasons,
+        candidates=tuple(listed(c.variant, c, b) for c in rec.candidates),
+    )
+
+
+def exit_if_nothing_fits(result: PickResult, out: Reporter | None) -> None:
+    from quantpick.units import format_gib
+
+    if result.pick is not None:
+        return
+    sized = [
+        (c.estimate.vram_bytes, c.name)
+        for c in result.candidates
+        if c.estimate is not None and c.estimate.vram_bytes is not None
+    ]
+    if not sized:
+        causes = sorted(
+            {
+                c.estimate.reason.removeprefix("no estimate: ")
+                for c in result.candidates
+                if c.estimate is not None and c.estimate.reason
+            }
+        )
+        hint = (
+            "drop --runtime, or choose one that loads this repo's format"
+            if any("cannot load" in c for c in causes)
+            else "pass --config with the model's config.json so quantpick can estimate"
+        )
+        raise NothingFitsError(
+            "no variant can be sized: " + ("; ".join(causes) or "no VRAM figure or estimate"),
+            hint,
+        )
+    need, name = min(sized)
+    usable = result.budget.usable_bytes
+    raise NothingFitsError(
+        f"nothing fits: the smallest, {name}, needs {format_gib(need)}, "
+        f"{format_gib(need - usable)} more than the {format_gib(usable)} usable",
+        "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram",
+    )

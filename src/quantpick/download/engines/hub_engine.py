@@ -1,0 +1,58 @@
+"""huggingface_hub's own downloader, for small and Xet-backed files.
+
+It downloads into the target dir's state folder; a file reaches its final name only after its hash
+is checked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections import deque
+
+from quantpick.download.context import HUB_STAGING, Context, Run, bad_hash
+from quantpick.download.localfs import STATE_DIR, check_hub_path, ensure_dir, hash_file
+from quantpick.download.partial import partial_key
+from quantpick.download.plan import Backend, PlannedFile
+from quantpick.errors import NetworkError
+
+
+def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
+    p = planned
+    ctx.progress.file_started(p.path, p.size_bytes, 0)
+    attempt = 0
+    redownloads_left = 1
+    while True:
+        staging = ensure_dir(ctx.local_dir, f"{STATE_DIR}/{HUB_STAGING}/{partial_key(p.path)}")
+        try:
+            try:
+                ctx.hub.download_file(ctx.plan.repo, ctx.plan.commit_sha, p.path, staging)
+            except NetworkError as exc:
+                # hf_hub_download gives up on the first 5xx of a GET: try again like the engine
+                attempt = ctx.backoff(attempt, p.path, exc)
+                continue
+            # where local_dir mode puts it; the returned path is not trusted beyond that
+            landed = staging / check_hub_path(p.path)
+            digest = hash_file(landed, p.size_bytes, git=not p.lfs)
+            ctx.stats.add(p.size_bytes)
+            ctx.progress.advance(p.path, p.size_bytes)
+            if digest is not None and digest.matches(p.sha256, p.git_oid):
+                if not run.stopping:
+                    ctx.install(p, landed, digest, Backend.HUB)
+                    run.file_finished()
+                return
+            if redownloads_left <= 0:
+                raise bad_hash(p)
+            redownloads_left -= 1
+            ctx.progress.note(p.path, "hash or size mismatch: downloading again")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def hub_worker(ctx: Context, run: Run, files: deque[PlannedFile], lock: threading.Lock) -> None:
+    while not run.stopping:
+        with lock:
+            if not files:
+                return
+            planned = files.popleft()
+        fetch_via_hub(ctx, run, planned)

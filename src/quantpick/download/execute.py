@@ -1,0 +1,390 @@
+"""Fetch a variant: plan it, check before the first byte, move the bytes, check them, record them.
+
+Public API, as commands/fetch.py calls it::
+
+    default_local_dir(repo, variant_name) -> Path          # ./<repo-name>-<variant>, pure
+    plan_fetch(hub, repo, variant, revision=None, local_dir=None, backend=Backend.AUTO,
+               *, small_file_bytes=16 MiB, recheck=False) -> FetchPlan
+        # files, sizes, sha256, backend and local state per file, bytes still missing.
+        # Reads the Hub and the target dir, writes nothing: a dry run is this call alone.
+    execute(plan, hub, *, progress=NullProgress(), options=TransferOptions(),
+            estimate=None, reasons=(), lock_timeout_s=0.0) -> FetchResult
+        # takes DIR/.quantpick/lock, checks access and free space, downloads what is missing,
+        # writes DIR/quantpick.json. Re-running it on a complete dir moves no byte.
+    verify(local_dir, *, full=True) -> VerifyReport         # report.passed / report.failed
+    require_verified(local_dir, *, full=True) -> VerifyReport  # IntegrityError when not passed
+
+Errors are QuantpickErrors: AuthError, RepoNotFoundError, RevisionNotFoundError, EntryNotFoundError,
+NetworkError (after retries), IntegrityError (a hash that stays wrong, a hostile file name),
+DiskSpaceError, LockedError, InterruptedError_ (SIGINT, exit 130), TerminatedError (SIGTERM, 143).
+An interrupted or failed fetch leaves no file under a final name that is not complete and checked;
+running it again resumes. Progress goes to a `Progress` (progress.py); cli/render.py draws it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from filelock import FileLock, Timeout
+
+from quantpick.download.context import HUB_STAGING, Cancelled, Context, TransferOptions
+from quantpick.download.dispatch import transfer
+from quantpick.download.engines.http import Source
+from quantpick.download.join import join_parts, join_spec
+from quantpick.download.join import recover as recover_join
+from quantpick.download.localfs import (
+    STATE_DIR,
+    check_hub_path,
+    check_parents,
+    ensure_dir,
+    hash_file,
+)
+from quantpick.download.manifest import (
+    Manifest,
+    ManifestFile,
+    VerifyReport,
+    known_good,
+    remove_verified,
+    still_good,
+    verify,
+    write_manifest,
+    write_verified,
+)
+from quantpick.download.partial import partial_dir
+from quantpick.download.plan import (
+    Backend,
+    FetchPlan,
+    FileState,
+    PlannedFile,
+    default_local_dir,
+    local_state,
+    plan_fetch,
+)
+from quantpick.download.progress import NullProgress, PlainProgress, Progress
+from quantpick.errors import (
+    DiskSpaceError,
+    IntegrityError,
+    InterruptedError_,
+    LockedError,
+    TerminatedError,
+    UsageError,
+)
+from quantpick.hub.client import Hub
+from quantpick.records import Estimate, Record
+from quantpick.units import format_gib
+
+LOCK_NAME = "lock"
+
+__all__ = [
+    "Backend",
+    "FetchPlan",
+    "FetchResult",
+    "Manifest",
+    "NullProgress",
+    "PlainProgress",
+    "Progress",
+    "TerminatedError",
+    "TransferOptions",
+    "VerifyReport",
+    "default_local_dir",
+    "execute",
+    "plan_fetch",
+    "require_verified",
+    "verify",
+]
+
+
+class FetchResult(Record):
+    manifest: Manifest
+    local_dir: Path
+    # bytes received over the network by this run, and bytes that were already in place
+    transferred_bytes: int
+    reused_bytes: int
+    files_transferred: int
+    elapsed_s: float
+
+
+def require_verified(local_dir: Path, *, full: bool = True) -> VerifyReport:
+    report = verify(local_dir, full=full)
+    if report.manifest is None:
+        raise IntegrityError(
+            f"cannot verify {local_dir}: {report.problem}",
+            "only a directory written by `quantpick fetch` has a manifest",
+        )
+    if not report.passed:
+        shown = ", ".join(report.failed[:3]) + (" ..." if len(report.failed) > 3 else "")
+        raise IntegrityError(f"{len(report.failed)} files in {local_dir} are damaged: {shown}")
+    return report
+
+
+def execute(
+    plan: FetchPlan,
+    hub: Hub,
+    *,
+    progress: Progress | None = None,
+    options: TransferOptions | None = None,
+    estimate: Estimate | None = None,
+    reasons: tuple[str, ...] = (),
+    lock_timeout_s: float | None = 0.0,
+) -> FetchResult:
+    """Bring `plan.local_dir` to the planned files; `lock_timeout_s=None` waits for the lock."""
+    started = time.monotonic()
+    ctx = Context(
+        hub=hub,
+        plan=plan,
+        options=options or TransferOptions(),
+        progress=progress or NullProgress(),
+        cancel=threading.Event(),
+        on_done=lambda record: None,
+    )
+    with _dir_lock(plan.local_dir, lock_timeout_s), _signals(ctx.cancel) as caught:
+        try:
+            manifest, reused = _fetch_locked(ctx, estimate, reasons)
+        except Cancelled:
+            raise _stopped(caught.signum, plan.local_dir) from None
+        finally:
+            ctx.conns.close_all()
+    return FetchResult(
+        manifest=manifest,
+        local_dir=plan.local_dir,
+        transferred_bytes=ctx.stats.transferred_bytes,
+        reused_bytes=reused,
+        files_transferred=ctx.stats.files_transferred,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+def _fetch_locked(
+    ctx: Context, estimate: Estimate | None, reasons: tuple[str, ...]
+) -> tuple[Manifest, int]:
+    plan, local_dir = ctx.plan, ctx.plan.local_dir
+    join = join_spec(plan)
+    if join is not None:
+        # a join killed halfway: part a's bytes go back under its name before anything is planned
+        recover_join(local_dir, join[0], join[1][0])
+    # another fetch may have finished files since the plan was made: look again, under the lock
+    known = {} if plan.recheck else known_good(local_dir, plan.commit_sha)
+    files = [
+        local_state(
+            local_dir,
+            f.model_copy(update={"state": FileState.MISSING, "have_bytes": 0}),
+            known.get(f.path),
+        )
+        for f in plan.files
+    ]
+    records = {f.path: known[f.path] for f in files if f.state is FileState.COMPLETE}
+    joined = _joined_record(local_dir, join, known)
+    if joined is not None and join is not None:
+        # the parts were joined by an earlier fetch and deleted: nothing to download for them
+        records[joined.path] = joined
+        files = list(_parts_complete(files, join))
+    records_lock = threading.Lock()
+
+    def on_done(record: ManifestFile) -> None:
+        with records_lock:
+            records[record.path] = record
+            write_verified(local_dir, plan.commit_sha, records.values())
+
+    ctx.on_done = on_done
+    reused = sum(f.have_bytes for f in files)
+    ctx.progress.start(plan.total_bytes, reused, len(files))
+    files = _check_present(ctx, files)
+    todo = [f for f in files if f.state is not FileState.COMPLETE]
+    join_extra = 0
+    if join is not None and joined is None:
+        # appending part b (and on) to part a needs their size again until they are deleted
+        join_extra = sum(p.size_bytes for p in join[1][1:])
+    if todo:
+        sources = _preflight(ctx, todo, join_extra)
+        transfer(ctx, todo, sources)
+    if join is not None and joined is None:
+        target, parts = join
+        ctx.progress.note(target, f"joining {len(parts)} parts into {target}")
+        record = join_parts(local_dir, target, tuple(records[p.path] for p in parts), ctx.cancel)
+        on_done(record)
+    manifest = Manifest(
+        repo=plan.repo,
+        variant=plan.variant,
+        revision=plan.revision,
+        commit_sha=plan.commit_sha,
+        files=_manifest_files(plan, join, records),
+        estimate=estimate,
+        reasons=reasons,
+    )
+    write_manifest(local_dir, manifest)
+    remove_verified(local_dir)
+    _tidy(local_dir)
+    ctx.progress.finish()
+    return manifest, reused
+
+
+def settle_joins(plan: FetchPlan) -> FetchPlan:
+    """The plan as a dry run should show it: parts an earlier fetch already joined are complete."""
+    join = join_spec(plan)
+    known = {} if plan.recheck else known_good(plan.local_dir, plan.commit_sha)
+    if _joined_record(plan.local_dir, join, known) is None or join is None:
+        return plan
+    return plan.model_copy(update={"files": _parts_complete(plan.files, join)})
+
+
+def _parts_complete(
+    files: Iterable[PlannedFile], join: tuple[str, tuple[PlannedFile, ...]]
+) -> tuple[PlannedFile, ...]:
+    part_paths = {p.path for p in join[1]}
+    return tuple(
+        f.model_copy(update={"state": FileState.COMPLETE, "have_bytes": f.size_bytes})
+        if f.path in part_paths
+        else f
+        for f in files
+    )
+
+
+def _joined_record(
+    local_dir: Path,
+    join: tuple[str, tuple[PlannedFile, ...]] | None,
+    known: dict[str, ManifestFile],
+) -> ManifestFile | None:
+    """The joined file's record, when an earlier fetch joined this variant and it is unchanged."""
+    if join is None:
+        return None
+    record = known.get(join[0])
+    if record is None or record.size_bytes != sum(p.size_bytes for p in join[1]):
+        return None
+    return record if still_good(local_dir, record) else None
+
+
+def _manifest_files(
+    plan: FetchPlan,
+    join: tuple[str, tuple[PlannedFile, ...]] | None,
+    records: dict[str, ManifestFile],
+) -> tuple[ManifestFile, ...]:
+    """The plan's files as recorded; a joined variant lists its joined file, not its parts."""
+    if join is None:
+        return tuple(records[f.path] for f in plan.files)
+    target, parts = join
+    part_paths = {p.path for p in parts}
+    out: list[ManifestFile] = []
+    for f in plan.files:
+        if f.path == parts[0].path:
+            out.append(records[target])
+        elif f.path not in part_paths:
+            out.append(records[f.path])
+    return tuple(out)
+
+
+def _check_present(ctx: Context, files: list[PlannedFile]) -> list[PlannedFile]:
+    """Hash files that are present but were never checked: a match spares the download."""
+    out = []
+    for f in files:
+        if f.state is not FileState.UNVERIFIED:
+            out.append(f)
+            continue
+        if ctx.cancel.is_set():
+            raise Cancelled
+        path = ctx.plan.local_dir / f.path
+        digest = hash_file(path, f.size_bytes, git=not f.lfs)
+        if digest is not None and digest.matches(f.sha256, f.git_oid):
+            st = os.lstat(path)
+            ctx.on_done(
+                ManifestFile(
+                    path=f.path,
+                    size_bytes=f.size_bytes,
+                    sha256=digest.sha256.hexdigest(),
+                    git_oid=f.git_oid,
+                    lfs=f.lfs,
+                    mtime_ns=st.st_mtime_ns,
+                    backend="local",
+                )
+            )
+            ctx.progress.file_done(f.path)
+            out.append(
+                f.model_copy(update={"state": FileState.COMPLETE, "have_bytes": f.size_bytes})
+            )
+        else:
+            ctx.progress.note(f.path, "present but different from the Hub's: downloading it again")
+            out.append(f.model_copy(update={"state": FileState.MISSING, "have_bytes": 0}))
+    return out
+
+
+def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[str, Source]:
+    """Before the first byte: may this token read the files, and do they fit on the disk?"""
+    for f in todo:
+        check_parents(ctx.plan.local_dir, check_hub_path(f.path))
+    first = todo[0]
+    source = ctx.resolve(first.path)
+    need = sum(f.missing_bytes for f in todo) + extra
+    free = shutil.disk_usage(ctx.plan.local_dir).free
+    if need > free:
+        raise DiskSpaceError(
+            f"{ctx.plan.repo} needs {format_gib(need, digits=2)} more, "
+            f"but {ctx.plan.local_dir} has {format_gib(free, digits=2)} free"
+        )
+    return {first.path: source}
+
+
+def _tidy(local_dir: Path) -> None:
+    shutil.rmtree(local_dir / STATE_DIR / HUB_STAGING, ignore_errors=True)
+    # partial files of another variant stay for their own fetch, and keep the dir
+    with contextlib.suppress(OSError):
+        os.rmdir(partial_dir(local_dir))
+
+
+def _stopped(signum: int | None, local_dir: Path) -> InterruptedError_:
+    where = local_dir / STATE_DIR
+    if signum == signal.SIGTERM:
+        return TerminatedError(f"terminated; the partial download is kept in {where}")
+    return InterruptedError_(f"interrupted; the partial download is kept in {where}")
+
+
+@contextmanager
+def _dir_lock(local_dir: Path, timeout_s: float | None) -> Iterator[None]:
+    state = ensure_dir(Path(local_dir), STATE_DIR)
+    path = state / LOCK_NAME
+    if path.is_symlink():
+        raise UsageError(f"{path} is a symlink; quantpick will not lock through it")
+    lock = FileLock(path, timeout=-1 if timeout_s is None else timeout_s)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockedError(f"{local_dir} is being written by another quantpick fetch") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@dataclass
+class _Caught:
+    signum: int | None = None
+
+
+@contextmanager
+def _signals(cancel: threading.Event) -> Iterator[_Caught]:
+    """SIGINT/SIGTERM ask the fetch to stop at a safe point; a second one stops it at once."""
+    caught = _Caught()
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if caught.signum is not None:
+            raise _stopped(signum, Path("."))
+        caught.signum = signum
+        cancel.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -1,0 +1,349 @@
+"""All Hub access. The only module that imports huggingface_hub.
+
+Every call passes `endpoint`, `token` and `cache_dir` explicitly: huggingface_hub reads HF_ENDPOINT
+and HF_HOME once, at import, so environment changes after import would otherwise be ignored.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx2 as httpx  # huggingface_hub 2.x transport; its errors are not wrapped
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError as HfEntryNotFoundError,
+)
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils import logging as hf_logging
+
+from quantpick.errors import (
+    AuthError,
+    DiskSpaceError,
+    EntryNotFoundError,
+    NetworkError,
+    QuantpickError,
+    RepoNotFoundError,
+    UsageError,
+)
+from quantpick.errors import (
+    RevisionNotFoundError as QpRevisionNotFoundError,
+)
+from quantpick.hub.lookup_cache import LookupCache, cache_leaf
+from quantpick.hub.settings import HubSettings, redact
+from quantpick.records import BranchListing, RemoteFile, RepoListing
+
+T = TypeVar("T")
+
+# A retry helps only against transient failures (5xx, dropped connections); three is what `hf` does.
+RETRIES = 3
+
+
+class Hub:
+    """One Hub endpoint, one token, one cache directory."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self._cache = LookupCache(settings.cache_dir)
+        # what this Hub could not do and how quantpick made do (a partial mirror), for the user
+        self.warnings: list[str] = []
+        self._warn_lock = threading.Lock()
+        if not settings.verbose:
+            # its retry notices ("Retrying in 8s") and disk-space warnings would break our
+            # one-line stderr contract; quantpick reports those conditions itself
+            hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+            warnings.filterwarnings("ignore", module=r"huggingface_hub(\.|$)")
+        self._api = HfApi(
+            endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
+        )
+
+    @property
+    def _token_arg(self) -> str | bool:
+        # False stops huggingface_hub from reading a stored token we did not choose.
+        return self.settings.token or False
+
+    # -- error mapping --------------------------------------------------------------------------
+
+    @contextmanager
+    def _mapped(
+        self, repo: str, revision: str | None = None, path: str | None = None
+    ) -> Iterator[None]:
+        token = self.settings.token
+        try:
+            yield
+        except QuantpickError:
+            raise
+        except HFValidationError:
+            # a card's front matter can name anything as its base model
+            raise RepoNotFoundError(f"{repo!r} is not a repository id") from None
+        except GatedRepoError:
+            raise AuthError(f"{repo} is gated and this token has no access to it") from None
+        except RepositoryNotFoundError:
+            if token is None:
+                # without a token the Hub answers alike for a missing and a private repo
+                raise RepoNotFoundError(
+                    f"repository {repo} not found (or private, and no token was given)"
+                ) from None
+            raise RepoNotFoundError(
+                f"repository {repo} not found, or this token has no access to it"
+            ) from None
+        except RevisionNotFoundError:
+            raise QpRevisionNotFoundError(f"revision {revision!r} not found in {repo}") from None
+        except HfEntryNotFoundError as exc:
+            if isinstance(exc, LocalEntryNotFoundError):
+                raise NetworkError(f"could not reach {self.settings.endpoint} for {repo}") from None
+            raise EntryNotFoundError(f"{path or 'file'} not found in {repo}") from None
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 401 and token:
+                raise AuthError(f"the Hub refused the token (HTTP 401) for {repo}") from None
+            if status in (401, 403):
+                raise AuthError(f"access to {repo} refused (HTTP {status})") from None
+            raise NetworkError(
+                f"the Hub answered HTTP {status} for {repo} after {RETRIES} tries"
+            ) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskSpaceError(f"the disk filled up while writing {path or repo}") from None
+            if not isinstance(exc, ConnectionError | TimeoutError) and exc.filename:
+                # huggingface_hub's own cache, not the network
+                raise UsageError(
+                    f"cannot use {exc.filename}: {exc.strerror or type(exc).__name__}",
+                    "check --cache-dir / HF_HOME: quantpick must be able to write there",
+                ) from None
+            raise NetworkError(
+                redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
+            ) from None
+        except httpx.HTTPError as exc:
+            raise NetworkError(
+                redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
+            ) from None
+
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        for attempt in range(RETRIES):
+            try:
+                return fn()
+            except HfHubHTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                if not (status >= 500 or status == 429) or attempt == RETRIES - 1:
+                    raise
+            except (httpx.TransportError, LocalEntryNotFoundError):
+                if attempt == RETRIES - 1:
+                    raise
+            time.sleep(self.settings.retry_backoff_s * (2**attempt))
+        raise AssertionError("unreachable")
+
+    # -- look-ups --------------------------------------------------------------------------------
+
+    def _small_file(self, repo: str, filename: str, revision: str | None) -> Path | None:
+        """A small file through huggingface_hub's cache; None when the revision has no such file.
+
+        hf_hub_download retries transient failures itself (5 tries with backoff).
+        """
+        with self._mapped(repo, revision, filename):
+            try:
+                return Path(
+                    hf_hub_download(
+                        repo,
+                        filename,
+                        revision=revision,
+                        endpoint=self.settings.endpoint,
+                        token=self._token_arg,
+                        cache_dir=self.settings.cache_dir,
+                    )
+                )
+            except HfEntryNotFoundError as exc:
+                if isinstance(exc, LocalEntryNotFoundError):
+                    raise
+                return None
+
+    def card_text(self, repo: str, revision: str | None = None) -> str | None:
+        """README.md at a revision, or None when the repo has none."""
+        if self.settings.offline:
+            return self._cache.read_text(repo, cache_leaf("README", revision, "md"))
+        path = self._small_file(repo, "README.md", revision)
+        if path is None:
+            return None
+        text = path.read_text(encoding="utf-8", errors="replace")
+        self._cache.write_text(repo, cache_leaf("README", revision, "md"), text)
+        return text
+
+    def branches(self, repo: str) -> dict[str, str]:
+        """Branch name -> commit sha."""
+        with self._mapped(repo):
+            try:
+                refs = self._retrying(lambda: self._api.list_repo_refs(repo, token=self._token_arg))
+            except HfHubHTTPError as exc:
+                if not _endpoint_missing(exc):
+                    raise
+                # a mirror without the refs endpoint: the default branch is all we can know
+                self._warn(f"{self.settings.endpoint} does not list branches: only main is shown")
+                return {"main": self.commit_sha(repo, "main")}
+        return {b.name: b.target_commit for b in refs.branches}
+
+    def files(self, repo: str, revision: str) -> tuple[RemoteFile, ...]:
+        with self._mapped(repo, revision):
+            try:
+                entries = self._retrying(
+                    lambda: list(
+                        self._api.list_repo_tree(
+                            repo, revision=revision, recursive=True, token=self._token_arg
+                        )
+                    )
+                )
+            except HfHubHTTPError as exc:
+                if not _endpoint_missing(exc):
+                    raise
+                return self._files_from_info(repo, revision)
+        return tuple(
+            RemoteFile(
+                path=e.path,
+                size_bytes=e.size,
+                sha256=e.lfs.sha256 if e.lfs is not None else None,
+                git_oid=e.blob_id,
+            )
+            for e in entries
+            if isinstance(e, RepoFile)
+        )
+
+    def _files_from_info(self, repo: str, revision: str) -> tuple[RemoteFile, ...]:
+        """Mirrors without tree listings: the revision's model info, which may lack sizes."""
+        info = self._retrying(
+            lambda: self._api.model_info(
+                repo, revision=revision, files_metadata=True, token=self._token_arg
+            )
+        )
+        siblings = info.siblings or []
+        if any(f.size is None for f in siblings):
+            self._warn(f"{self.settings.endpoint} gives no file sizes for {repo}: sizes shown as 0")
+        else:
+            self._warn(f"{self.settings.endpoint} has no tree listing: files read from model info")
+        return tuple(
+            RemoteFile(
+                path=f.rfilename,
+                size_bytes=f.size or 0,
+                sha256=f.lfs.sha256 if f.lfs is not None else None,
+                git_oid=f.blob_id,
+            )
+            for f in siblings
+        )
+
+    def _warn(self, message: str) -> None:
+        with self._warn_lock:
+            if message not in self.warnings:
+                self.warnings.append(message)
+
+    def commit_sha(self, repo: str, revision: str) -> str:
+        with self._mapped(repo, revision):
+            info = self._retrying(
+                lambda: self._api.model_info(repo, revision=revision, token=self._token_arg)
+            )
+        if not info.sha:
+            raise NetworkError(f"the Hub did not say which commit {revision!r} of {repo} is")
+        return info.sha
+
+    def listing(self, repo: str, only: list[str] | None = None) -> RepoListing:
+        """Branches with their files, fetched concurrently; `only` limits which branches."""
+        if self.settings.offline:
+            return self._cache.read_listing(repo)
+        heads = self.branches(repo)
+        names = [n for n in heads if only is None or n in only]
+        missing = [n for n in only or [] if n not in heads]
+        if missing:
+            raise QpRevisionNotFoundError(f"branch {missing[0]!r} not found in {repo}")
+        workers = max(1, min(self.settings.max_workers, len(names)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            trees = list(pool.map(lambda n: self.files(repo, heads[n]), names))
+        listing = RepoListing(
+            repo=repo,
+            branches=tuple(
+                BranchListing(name=n, commit_sha=heads[n], files=t)
+                for n, t in zip(names, trees, strict=True)
+            ),
+        )
+        if only is None:
+            self._cache.write_listing(listing)
+        return listing
+
+    def config(self, repo: str, revision: str | None = None) -> dict[str, Any] | None:
+        """config.json from a revision; None when absent or not a JSON object."""
+        leaf = cache_leaf("config", revision, "json")
+        if self.settings.offline:
+            text = self._cache.read_text(repo, leaf)
+        else:
+            path = self._small_file(repo, "config.json", revision)
+            text = path.read_text(encoding="utf-8", errors="replace") if path else None
+            if text is not None:
+                self._cache.write_text(repo, leaf, text)
+        try:
+            data = json.loads(text) if text is not None else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def resolve_url(self, repo: str, revision: str, path: str) -> str:
+        return (
+            f"{self.settings.endpoint.rstrip('/')}/{repo}/resolve/"
+            f"{quote(revision, safe='')}/{quote(path)}"
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+
+    def download_file(self, repo: str, revision: str, path: str, local_dir: Path) -> Path:
+        """A small file through huggingface_hub (also the path for Xet-backed files)."""
+        with self._mapped(repo, revision, path):
+            out = hf_hub_download(
+                repo,
+                path,
+                revision=revision,
+                endpoint=self.settings.endpoint,
+                token=self._token_arg,
+                local_dir=local_dir,
+                cache_dir=self.settings.cache_dir,
+            )
+        return Path(out)
+
+    def search_models(
+        self, base_model: str, search: str | None = None, limit: int = 50
+    ) -> list[str]:
+        """Quantized repos of a base model: the Hub's base_model filter, then a name search."""
+        found: list[str] = []
+        with self._mapped(base_model):
+            # quantizers often drop the version suffix: Mixtral-8x7B-Instruct-v0.1 -> ...-Instruct
+            stem = re.sub(r"[-_.]v\d+(\.\d+)*$", "", base_model.split("/")[-1], flags=re.I)
+            for kwargs in (
+                {"filter": f"base_model:quantized:{base_model}"},
+                {"search": search or stem},
+            ):
+                models = self._retrying(
+                    lambda kw=kwargs: list(  # type: ignore[misc]
+                        self._api.list_models(limit=limit, token=self._token_arg, **kw)
+                    )
+                )
+                found.extend(m.id for m in models if m.id not in found and m.id != base_model)
+        return found[:limit]
+
+
+def _endpoint_missing(exc: HfHubHTTPError) -> bool:
+    """A bare 404/405/501 (no Hub error code): the server lacks the endpoint, not the repo."""
+    status = exc.response.status_code if exc.response is not None else 0
+    return type(exc) is HfHubHTTPError and status in (404, 405, 501)
