@@ -66,13 +66,23 @@ class RepoSettings:
     lfs_extensions: frozenset[str] = DEFAULT_LFS_EXTENSIONS
     # a hostile server: list and serve a branch file under another name ("../x", "/etc/x", "a\\b")
     served_as: tuple[tuple[str, str], ...] = ()
+    # LFS files are Xet-backed, as on the real Hub; false is a plain-LFS mirror
+    xet: bool = True
 
     @classmethod
     def load(cls, repo_dir: Path) -> RepoSettings:
         raw = _read_json(repo_dir / SETTINGS_FILE)
         if raw is None:
             return cls()
-        known = {"private", "gated", "tokens", "lfs_threshold_bytes", "lfs_extensions", "served_as"}
+        known = {
+            "private",
+            "gated",
+            "tokens",
+            "lfs_threshold_bytes",
+            "lfs_extensions",
+            "served_as",
+            "xet",
+        }
         unknown = set(raw) - known
         if unknown:
             raise StoreError(f"{repo_dir / SETTINGS_FILE}: unknown keys {sorted(unknown)}")
@@ -90,6 +100,7 @@ class RepoSettings:
             lfs_threshold_bytes=int(raw.get("lfs_threshold_bytes", DEFAULT_LFS_THRESHOLD_BYTES)),
             lfs_extensions=frozenset(raw.get("lfs_extensions", DEFAULT_LFS_EXTENSIONS)),
             served_as=tuple(sorted(dict(raw.get("served_as", {})).items())),
+            xet=bool(raw.get("xet", True)),
         )
 
     def is_lfs(self, path: str, size: int) -> bool:
