@@ -195,7 +195,7 @@ class HubHandler(BaseHTTPRequestHandler):
     def _drip(self, pieces: Iterator[bytes], start: int, count: int, fault: Fault | None) -> int:
         """Python-level copy, for generated bodies and for faults that touch bytes or pace."""
         sent, began = 0, time.monotonic()
-        for piece in pieces:
+        for piece in _paced(pieces, fault):
             if sent >= count:
                 break
             data = bytearray(piece[: count - sent])
@@ -212,6 +212,17 @@ class HubHandler(BaseHTTPRequestHandler):
                 if ahead > 0 and self.server.hub.stopping.wait(ahead):
                     break
         return sent
+
+
+def _paced(pieces: Iterator[bytes], fault: Fault | None) -> Iterator[bytes]:
+    """Pieces small enough for a rate cap to pace smoothly (about 20 writes a second)."""
+    if fault is None or fault.rate_bps is None:
+        yield from pieces
+        return
+    step = max(1, min(_CHUNK, fault.rate_bps // 20))
+    for piece in pieces:
+        for at in range(0, len(piece), step):
+            yield piece[at : at + step]
 
 
 def _read_pieces(f: BinaryIO, start: int, count: int, fault: Fault | None) -> Iterator[bytes]:
