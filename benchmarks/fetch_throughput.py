@@ -17,6 +17,7 @@ SIGKILL halfway, then run again, counting the bytes the second run moved.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -98,18 +99,33 @@ def landed_bytes(out: Path) -> int:
     )
 
 
+def written_bytes(out: Path) -> int:
+    """Bytes really written under `out`, partial files included (allocated blocks: a .part is
+    sparse until its chunks land)."""
+    total = 0
+    for folder, _, names in os.walk(out):  # files come and go under it: skip what vanished
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(folder, name)).st_blocks * 512
+    return total
+
+
 def resume_probe(
-    hub: HubProcess, cmd: list[str], env: dict[str, str], total: int, half_s: float
+    hub: HubProcess, cmd: list[str], env: dict[str, str], out: Path, total: int
 ) -> tuple[int, int]:
-    """Kill `cmd` with SIGKILL after `half_s`, run it again: (bytes moved by the rerun, total)."""
+    """SIGKILL `cmd` once half the bytes are on disk, run it again: (bytes the rerun moved, at
+    the kill)."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(half_s)
+    deadline = time.monotonic() + 300
+    while written_bytes(out) < total // 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    at_kill = written_bytes(out)
     proc.kill()
     proc.wait()
     hub.requests.clear()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
     moved = sum(r.bytes_sent for r in hub.requests if r.origin in ("cdn", "cas"))
-    return moved, total
+    return moved, at_kill
 
 
 def main() -> int:
@@ -132,12 +148,16 @@ def main() -> int:
     WORKERS = args.max_workers
 
     scratch = Path(tempfile.mkdtemp(prefix="qp-bench-", dir=args.workdir))
-    size = args.file_mib << 20
     names = [f"model-{i:05d}-of-{args.files:05d}.safetensors" for i in range(1, args.files + 1)]
-    files: dict[str, bytes | str | int] = {name: os.urandom(size) for name in names}
+    files: dict[str, bytes | str | int] = dict.fromkeys(names, 0)
     files["config.json"] = '{"model_type": "llama"}'
     built = make_repo(scratch / "hub", XET_REPO, {BRANCH: files})
-    del files
+    for name in names:
+        # random bytes, written piece by piece: this process stays small, so the peak RSS each
+        # forked client reports is its own
+        with (built.branch_dir(BRANCH) / name).open("wb") as f:
+            for _ in range(args.file_mib):
+                f.write(os.urandom(1 << 20))
     plain = make_repo(scratch / "hub", PLAIN_REPO, {BRANCH: {}}, xet=False).branch_dir(BRANCH)
     for f in built.branch_dir(BRANCH).iterdir():
         os.link(f, plain / f.name)  # the same bytes, no second copy on disk
@@ -191,11 +211,14 @@ def main() -> int:
         for path, target in (("xet", 1.0), ("lfs", 1.5)):
             ratio = medians[f"{path}: hf download"] / medians[f"{path}: quantpick"]
             print(f"{path}: quantpick is {ratio:.2f}x hf download (target >= {target}x)")
-        print("\nresume after SIGKILL halfway (bytes the rerun moved / file bytes):")
+        print(f"\nresume: SIGKILL at about half of {gb:.2f} GB, then the same command again")
         for name in ("xet: quantpick", "xet: quantpick --backend hub", "xet: hf download"):
             shutil.rmtree(out, ignore_errors=True)
-            moved, of = resume_probe(hub, clients[name](), envs[name], total, medians[name] / 2)
-            print(f"  {name:<30} {moved / 1e6:8.1f} MB of {of / 1e6:.1f} MB")
+            moved, at_kill = resume_probe(hub, clients[name](), envs[name], out, total)
+            print(
+                f"  {name:<30} {at_kill / 1e6:7.1f} MB on disk at the kill, "
+                f"rerun moved {moved / 1e6:7.1f} MB (missing: {(total - at_kill) / 1e6:.1f} MB)"
+            )
         shutil.rmtree(out, ignore_errors=True)
     finally:
         hub.stop()
