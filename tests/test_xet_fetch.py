@@ -167,6 +167,22 @@ def test_xorb_failures_map_to_exit_7(srv: HubServer, tmp_path: Path, fault: Faul
     assert_failed_cleanly(qp(srv, tmp_path, *HF_XET, **FAST), tmp_path / "out")
 
 
+def test_wrong_or_cut_xorb_bytes_on_hf_xet(srv: HubServer, tmp_path: Path) -> None:
+    # a dropped and a short xorb body are retried by hf_xet; bytes flipped once are caught by
+    # quantpick's sha256 and fetched again; flipped every time: exit 8, nothing under a final name
+    srv.faults.add("/xorbs/*", Fault(drop_after_bytes=5000, times=1, origin="cas"))
+    srv.faults.add("/xorbs/*", Fault(truncate_bytes=100, times=1, origin="cas"))
+    srv.faults.add("/xorbs/*/0", Fault(corrupt_at=100, times=1, origin="cas"))
+    r = qp(srv, tmp_path, *HF_XET, **FAST)
+    assert r.returncode == 0, r.stderr
+    assert srv.faults.fired() == 3
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == DATA
+    srv.faults.clear()
+    srv.faults.add("/xorbs/*/0", Fault(corrupt_at=100, origin="cas"))
+    (tmp_path / "b").mkdir()
+    assert_failed_cleanly(qp(srv, tmp_path / "b", *HF_XET, **FAST), tmp_path / "b" / "out", 8)
+
+
 def test_a_cas_stalling_forever_is_bounded(srv: HubServer, tmp_path: Path) -> None:
     srv.faults.add("/xorbs/*", Fault(stall_s=600, origin="cas"))
     began = time.monotonic()
