@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from quantpick.testing import HubServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO_ROOT / "examples"
@@ -35,3 +37,10 @@ def run_qp(
         timeout=timeout,
         check=False,
     )
+
+
+def fresh(server: HubServer) -> Iterator[HubServer]:
+    """A module's in-process Hub for one test: reset first, and the test fails if it raised."""
+    server.reset()
+    yield server
+    assert not server.errors, server.errors

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import quantpick
+from qp import fresh
 from quantpick.download.context import TransferOptions
 from quantpick.download.execute import FetchResult, execute, plan_fetch, verify
 from quantpick.download.partial import partial_dir
@@ -64,9 +65,7 @@ def server(
 
 @pytest.fixture
 def srv(server: HubServer) -> Iterator[HubServer]:
-    server.reset()
-    yield server
-    assert not server.errors, server.errors
+    yield from fresh(server)
     # Xet files too go over the Hub's bridge (the CDN), where the faults are: never the CAS
     assert not server.requests.filter(origin="cas")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from qp import run_qp
+from qp import fresh, run_qp
 from quantpick.download.context import TransferOptions
 from quantpick.download.execute import execute, plan_fetch
 from quantpick.download.plan import Backend
@@ -46,9 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
 
 @pytest.fixture
 def srv(server: HubServer) -> Iterator[HubServer]:
-    server.reset()
-    yield server
-    assert not server.errors, server.errors
+    yield from fresh(server)
 
 
 def qp(
