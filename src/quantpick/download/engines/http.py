@@ -54,8 +54,6 @@ class Source:
     headers: dict[str, str] = field(default_factory=dict)
     size_bytes: int | None = None
     commit_sha: str | None = None
-    # the Hub offered Xet storage for this file: huggingface_hub must fetch it
-    xet: bool = False
 
 
 def origin(url: str) -> tuple[str, str]:
@@ -202,10 +200,11 @@ def resolve(
             if origin(target) == home and not xet:
                 url = target
                 continue
+            # a Xet file's Location is the Hub's bridge: the whole file, with Range
             keep = auth if origin(target) == home else {}
-            return Source(target, keep, size, commit, xet)
+            return Source(target, keep, size, commit)
         if status == 200:
-            return Source(url, auth, size, commit, xet)
+            return Source(url, auth, size, commit)
         raise NetworkError(f"the Hub answered HTTP {status} for {path} in {repo}")
     raise NetworkError(f"too many redirects for {path} in {repo}")
 
