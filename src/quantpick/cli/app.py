@@ -285,6 +285,12 @@ def fetch_cmd(
             show_default=False,
         ),
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="Hash every file already present, whatever earlier checks said."
+        ),
+    ] = False,
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -302,7 +308,7 @@ def fetch_cmd(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
     choice = fetch.Choice(branch=branch, file=file, search=search)
-    opts = fetch.FetchArgs(local_dir, revision, dry_run, backend, max_workers)
+    opts = fetch.FetchArgs(local_dir, revision, dry_run, backend, max_workers, verify)
     result = fetch.fetch(repo, choice, budget, config, hub, opts, out)
     out.json(result) if json else render.render_fetch(out, result)
 

@@ -69,6 +69,8 @@ class FetchArgs:
     backend: str
     # None: TransferOptions' default (from the CPU count)
     max_workers: int | None
+    # hash every file already present, whatever earlier checks said
+    verify: bool = False
 
 
 def choose_variant(
@@ -164,7 +166,9 @@ def fetch(
         else TransferOptions(max_workers=opts.max_workers)
     )
     try:
-        plan = plan_fetch(hub, repo, variant, opts.revision, opts.local_dir, backend)
+        plan = plan_fetch(
+            hub, repo, variant, opts.revision, opts.local_dir, backend, recheck=opts.verify
+        )
         if opts.dry_run:
             return fetch_result(settle_joins(plan), reasons, dry_run=True, transferred=0)
         done = execute(
@@ -172,7 +176,13 @@ def fetch(
         )
     except OSError as exc:
         raise _local_fs_error(exc, opts.local_dir) from None
-    return fetch_result(plan, reasons, dry_run=False, transferred=done.transferred_bytes)
+    return fetch_result(
+        plan,
+        reasons,
+        dry_run=False,
+        transferred=done.transferred_bytes,
+        hashed=frozenset(done.hashed_paths),
+    )
 
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -212,15 +222,27 @@ def _local_fs_error(exc: OSError, local_dir: Path | None) -> QuantpickError:
     )
 
 
+# a file an earlier run hashed, trusted now because its size and mtime did not change since
+UNCHANGED = "unchanged since checked"
+
+
 def fetch_result(
-    plan: FetchPlan, reasons: tuple[str, ...], *, dry_run: bool, transferred: int
+    plan: FetchPlan,
+    reasons: tuple[str, ...],
+    *,
+    dry_run: bool,
+    transferred: int,
+    hashed: frozenset[str] = frozenset(),
 ) -> FetchResult:
+    def status(path: str) -> str:
+        return "verified" if path in hashed else UNCHANGED
+
     files = tuple(
         FileOut(
             path=f.path,
             size_bytes=f.size_bytes,
             sha256=f.sha256,
-            status=f"{f.state.value}, {f.backend.value}" if dry_run else "verified",
+            status=f"{f.state.value}, {f.backend.value}" if dry_run else status(f.path),
         )
         for f in plan.files
     )

@@ -53,6 +53,7 @@ from quantpick.download.manifest import (
     Manifest,
     ManifestFile,
     VerifyReport,
+    clear_failed,
     known_good,
     remove_verified,
     still_good,
@@ -112,6 +113,8 @@ class FetchResult(Record):
     reused_bytes: int
     files_transferred: int
     elapsed_s: float
+    # files whose bytes this run hashed; the rest were trusted from an earlier check
+    hashed_paths: tuple[str, ...] = ()
 
 
 def require_verified(local_dir: Path, *, full: bool = True) -> VerifyReport:
@@ -149,7 +152,7 @@ def execute(
     )
     with _dir_lock(plan.local_dir, lock_timeout_s), _signals(ctx.cancel) as caught:
         try:
-            manifest, reused = _fetch_locked(ctx, estimate, reasons)
+            manifest, reused, hashed = _fetch_locked(ctx, estimate, reasons)
         except Cancelled:
             raise _stopped(caught.signum, plan.local_dir) from None
         finally:
@@ -161,12 +164,13 @@ def execute(
         reused_bytes=reused,
         files_transferred=ctx.stats.files_transferred,
         elapsed_s=time.monotonic() - started,
+        hashed_paths=hashed,
     )
 
 
 def _fetch_locked(
     ctx: Context, estimate: Estimate | None, reasons: tuple[str, ...]
-) -> tuple[Manifest, int]:
+) -> tuple[Manifest, int, tuple[str, ...]]:
     plan, local_dir = ctx.plan, ctx.plan.local_dir
     join = join_spec(plan)
     if join is not None:
@@ -189,10 +193,12 @@ def _fetch_locked(
         records[joined.path] = joined
         files = list(_parts_complete(files, join))
     records_lock = threading.Lock()
+    hashed: set[str] = set()
 
     def on_done(record: ManifestFile) -> None:
         with records_lock:
             records[record.path] = record
+            hashed.add(record.path)
             write_verified(local_dir, plan.commit_sha, records.values())
 
     ctx.on_done = on_done
@@ -222,10 +228,12 @@ def _fetch_locked(
         reasons=reasons,
     )
     write_manifest(local_dir, manifest)
+    # every file a verify found damaged was either hashed again or downloaded again above
+    clear_failed(local_dir)
     remove_verified(local_dir)
     _tidy(local_dir)
     ctx.progress.finish()
-    return manifest, reused
+    return manifest, reused, tuple(sorted(hashed))
 
 
 def settle_joins(plan: FetchPlan) -> FetchPlan:

@@ -1,0 +1,131 @@
+"""Integrity and safety under faults, driven through the real CLI against the loopback Hub
+(issue 16 and issue 15 item 1): what is called verified was hashed against the Hub's own hash,
+nothing is written through a link quantpick did not make, and hostile input ends in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from qp import EXAMPLES, REPO_ROOT, run_qp
+from quantpick.testing import HubProcess, make_repo
+
+WEIGHTS = os.urandom(2 << 20)
+CONFIG = '{"model_type": "llama", "num_hidden_layers": 2}'
+
+
+def _qp(
+    hub: HubProcess, cwd: Path, *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(cwd / "hf"), **(env or {})}
+    return run_qp(*args, env=full, cwd=cwd, timeout=90)
+
+
+def _flip_byte_keep_mtime(path: Path, offset: int = 1000) -> None:
+    """Bit rot: one byte changes, size and mtime do not."""
+    st = os.stat(path)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.fixture
+def repo(hub: HubProcess, hub_root: Path) -> str:
+    make_repo(hub_root, "o/m", {"main": {"config.json": CONFIG, "model.safetensors": WEIGHTS}})
+    return "o/m"
+
+
+def _statuses(stdout: str) -> dict[str, str]:
+    return {f["path"]: f["status"] for f in json.loads(stdout)["files"]}
+
+
+# -- issue 15.1: a corrupt file is never called verified ------------------------------------------
+
+
+def test_a_file_verify_found_bad_is_downloaded_again(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    assert _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D").returncode == 0
+    _flip_byte_keep_mtime(tmp_path / "D" / "model.safetensors")
+    bad = _qp(hub, tmp_path, "verify", "D")
+    assert bad.returncode == 8, bad.stderr
+    again = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
+    doc = json.loads(again.stdout)
+    assert doc["transferred_bytes"] >= len(WEIGHTS)
+    assert _statuses(again.stdout)["model.safetensors"] == "verified"
+    assert _qp(hub, tmp_path, "verify", "D").returncode == 0
+
+
+def test_fetch_says_unchanged_for_what_it_did_not_hash_and_verify_rehashes(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    assert _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D").returncode == 0
+    _flip_byte_keep_mtime(tmp_path / "D" / "model.safetensors")
+    trusted = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
+    assert trusted.returncode == 0, trusted.stderr
+    # nothing was hashed, so nothing is called verified
+    assert set(_statuses(trusted.stdout).values()) == {"unchanged since checked"}
+    human = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    assert "0 hashed and verified" in human.stderr
+    assert "--verify" in human.stderr
+    full = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--verify", "--json")
+    assert full.returncode == 0, full.stderr
+    assert set(_statuses(full.stdout).values()) == {"verified"}
+    assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
+
+
+def test_ci_fetch_script_repairs_a_corrupt_cached_model(tmp_path: Path) -> None:
+    from quantpick.testing import HubServer
+
+    venv_bin = REPO_ROOT / ".venv" / "bin"
+    subprocess.run(
+        [str(venv_bin / "python"), str(EXAMPLES / "make_hub.py"), str(tmp_path / "hub")],
+        check=True,
+        capture_output=True,
+    )
+    with HubServer(tmp_path / "hub") as server:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QUANTPICK_"))},
+            "PATH": f"{venv_bin}:{os.environ['PATH']}",
+            "MODEL": "demo/Mixtral-8x7B-Instruct-exl2",
+            "VRAM": "24",
+            "CTX": "16k",
+            "HF_ENDPOINT": server.endpoint,
+            "HF_HOME": str(tmp_path / "hf"),
+        }
+
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", str(EXAMPLES / "ci-fetch.sh")],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=tmp_path,
+                timeout=120,
+                check=False,
+            )
+
+        first = run()
+        assert first.returncode == 0, first.stderr
+        model_dir = tmp_path / first.stdout.strip()
+        biggest = max(
+            (p for p in model_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+        )
+        good = biggest.read_bytes()
+        _flip_byte_keep_mtime(biggest, offset=len(good) // 2)
+        second = run()
+        assert second.returncode == 0, second.stderr
+        assert "cache hit" not in second.stderr
+        assert biggest.read_bytes() == good
+        third = run()
+        assert third.returncode == 0, third.stderr
+        assert "cache hit" in third.stderr
