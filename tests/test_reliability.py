@@ -129,3 +129,63 @@ def test_ci_fetch_script_repairs_a_corrupt_cached_model(tmp_path: Path) -> None:
         third = run()
         assert third.returncode == 0, third.stderr
         assert "cache hit" in third.stderr
+
+
+# -- 16.1: nothing is written through a link quantpick did not create -----------------------------
+
+
+def _staging(target: Path, path: str) -> Path:
+    from quantpick.download.partial import partial_key
+
+    return target / ".quantpick" / "hub" / partial_key(path)
+
+
+@pytest.mark.parametrize(
+    ("planted", "is_dir"), [("config.json", False), (".cache", True), ("sub", True)]
+)
+def test_a_link_planted_in_the_staging_dir_is_refused_before_any_byte(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, planted: str, is_dir: bool
+) -> None:
+    make_repo(
+        hub_root,
+        "o/s",
+        {"main": {"config.json": CONFIG, "sub/big.bin": WEIGHTS, "model.safetensors": WEIGHTS}},
+    )
+    victim = tmp_path / "victim"
+    if is_dir:
+        victim.mkdir()
+    else:
+        victim.write_text("mine")
+    target = tmp_path / "D"
+    name = "sub/big.bin" if planted == "sub" else "config.json"
+    staging = _staging(target, name)
+    staging.mkdir(parents=True)
+    (staging / planted).symlink_to(victim)
+    hub.requests.clear()
+    r = _qp(hub, tmp_path, "fetch", "o/s:main", "--local-dir", "D")
+    assert r.returncode == 8, r.stderr
+    assert r.stderr.startswith("error: ") and "did not create" in r.stderr
+    assert "Traceback" not in r.stderr
+    # no weights were asked for (config.json is read into the HF cache, outside D, to size the
+    # model), and the victim is as it was
+    assert hub.requests.count(method="GET", path="*/model.safetensors") == 0
+    assert hub.requests.count(method="GET", path="*/sub/big.bin") == 0
+    if is_dir:
+        assert list(victim.iterdir()) == []
+    else:
+        assert victim.read_text() == "mine"
+    assert not (target / "config.json").exists()
+
+
+def test_a_stale_staging_dir_is_emptied_before_a_fetch(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "D"
+    staging = _staging(target, "config.json")
+    staging.mkdir(parents=True)
+    # what a killed run leaves: huggingface_hub's metadata of another answer
+    (staging / "config.json").write_text('{"stale": true}')
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    assert r.returncode == 0, r.stderr
+    assert (target / "config.json").read_text() == CONFIG
+    assert not (target / ".quantpick" / "hub").exists()

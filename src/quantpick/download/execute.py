@@ -48,6 +48,7 @@ from quantpick.download.localfs import (
     check_parents,
     ensure_dir,
     hash_file,
+    planted_link,
 )
 from quantpick.download.manifest import (
     Manifest,
@@ -328,6 +329,7 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
     """Before the first byte: may this token read the files, and do they fit on the disk?"""
     for f in todo:
         check_parents(ctx.plan.local_dir, check_hub_path(f.path))
+    _fresh_staging(ctx.plan.local_dir)
     first = todo[0]
     source = ctx.resolve(first.path)
     need = sum(f.missing_bytes for f in todo) + extra
@@ -338,6 +340,21 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
             f"but {ctx.plan.local_dir} has {format_gib(free, digits=2)} free"
         )
     return {first.path: source}
+
+
+def _fresh_staging(local_dir: Path) -> None:
+    """huggingface_hub follows whatever it finds in its local_dir: each run starts with none.
+
+    A link there was planted (quantpick never makes one), so the fetch stops before any byte.
+    """
+    staging = local_dir / STATE_DIR / HUB_STAGING
+    link = planted_link(staging)
+    if link is not None:
+        raise IntegrityError(
+            f"{link} is a link quantpick did not create; refusing to download through it",
+            f"remove it (or {staging}) and run the fetch again",
+        )
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _tidy(local_dir: Path) -> None:
