@@ -164,7 +164,8 @@ def test_a_link_planted_in_the_staging_dir_is_refused_before_any_byte(
     hub.requests.clear()
     r = _qp(hub, tmp_path, "fetch", "o/s:main", "--local-dir", "D")
     assert r.returncode == 8, r.stderr
-    assert r.stderr.startswith("error: ") and "did not create" in r.stderr
+    assert r.stderr.startswith("error: ")
+    assert "did not create" in r.stderr
     assert "Traceback" not in r.stderr
     # no weights were asked for (config.json is read into the HF cache, outside D, to size the
     # model), and the victim is as it was
