@@ -190,3 +190,52 @@ def test_a_stale_staging_dir_is_emptied_before_a_fetch(
     assert r.returncode == 0, r.stderr
     assert (target / "config.json").read_text() == CONFIG
     assert not (target / ".quantpick" / "hub").exists()
+
+
+# -- 16.2: nothing is called verified without a hash from the Hub ---------------------------------
+
+TOKENIZER = '{"version": "1.0", "model": {"vocab": {"a": 0, "b": 1}}}' * 50
+
+
+def _mirror_repo(hub_root: Path, *modes: str) -> str:
+    files = {"config.json": CONFIG, "tokenizer.json": TOKENIZER, "model.safetensors": WEIGHTS}
+    make_repo(hub_root, "o/mirror", {"main": files}, mirror=("no_tree", "no_blob_ids", *modes))
+    return "o/mirror"
+
+
+def test_a_mirror_without_hashes_still_verifies_small_files_by_a_fresh_head(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    from quantpick.testing import Fault
+
+    repo = _mirror_repo(hub_root)
+    hub.faults.add("*/tokenizer.json", Fault(corrupt_at=10, times=1, method="GET"))
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
+    assert r.returncode == 0, r.stderr
+    assert hub.faults.fired() == 1
+    assert (tmp_path / "D" / "tokenizer.json").read_text() == TOKENIZER
+    assert _statuses(r.stdout)["tokenizer.json"] == "verified"
+
+
+def test_a_file_with_no_hash_anywhere_is_refused_or_taken_as_unverified(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    repo = _mirror_repo(hub_root, "opaque_etag")
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    assert r.returncode == 8, r.stderr
+    assert "--allow-unverified" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "D" / "tokenizer.json").exists()
+    ok = _qp(
+        hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--allow-unverified", "--json"
+    )
+    assert ok.returncode == 0, ok.stderr
+    statuses = _statuses(ok.stdout)
+    # the weights keep their LFS sha256 in the model info; the small files have nothing
+    assert statuses["model.safetensors"] == "verified"
+    assert statuses["tokenizer.json"] == statuses["config.json"] == "unverified"
+    manifest = json.loads((tmp_path / "D" / "quantpick.json").read_text())
+    flags = {f["path"]: f["unverified"] for f in manifest["files"]}
+    assert flags == {"config.json": True, "tokenizer.json": True, "model.safetensors": False}
+    human = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--allow-unverified")
+    assert "UNVERIFIED" in human.stderr

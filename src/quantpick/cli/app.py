@@ -291,6 +291,13 @@ def fetch_cmd(
             "--verify", help="Hash every file already present, whatever earlier checks said."
         ),
     ] = False,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Take files the Hub (a partial mirror) gives no hash for; recorded as unverified.",
+        ),
+    ] = False,
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -308,7 +315,9 @@ def fetch_cmd(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
     choice = fetch.Choice(branch=branch, file=file, search=search)
-    opts = fetch.FetchArgs(local_dir, revision, dry_run, backend, max_workers, verify)
+    opts = fetch.FetchArgs(
+        local_dir, revision, dry_run, backend, max_workers, verify, allow_unverified
+    )
     result = fetch.fetch(repo, choice, budget, config, hub, opts, out)
     out.json(result) if json else render.render_fetch(out, result)
 

@@ -5,6 +5,7 @@ hf_transfer and huggingface_hub sit behind `download`/`hub`, imported only when 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,8 @@ class FetchArgs:
     max_workers: int | None
     # hash every file already present, whatever earlier checks said
     verify: bool = False
+    # take files the Hub gives no hash for
+    allow_unverified: bool = False
 
 
 def choose_variant(
@@ -160,11 +163,9 @@ def fetch(
         rec.reasons if rec else (choice.reasons or (f"{variant.name} named on the command line",))
     )
     estimate = rec.pick.estimate if rec and rec.pick else None
-    options = (
-        TransferOptions()
-        if opts.max_workers is None
-        else TransferOptions(max_workers=opts.max_workers)
-    )
+    options = TransferOptions(allow_unverified=opts.allow_unverified)
+    if opts.max_workers is not None:
+        options = dataclasses.replace(options, max_workers=opts.max_workers)
     try:
         plan = plan_fetch(
             hub, repo, variant, opts.revision, opts.local_dir, backend, recheck=opts.verify
@@ -234,7 +235,11 @@ def fetch_result(
     transferred: int,
     hashed: frozenset[str] = frozenset(),
 ) -> FetchResult:
+    unchecked = {f.path for f in plan.files if f.hashless}
+
     def status(path: str) -> str:
+        if path in unchecked:
+            return "unverified"
         return "verified" if path in hashed else UNCHANGED
 
     files = tuple(

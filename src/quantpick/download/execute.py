@@ -173,6 +173,15 @@ def _fetch_locked(
     ctx: Context, estimate: Estimate | None, reasons: tuple[str, ...]
 ) -> tuple[Manifest, int, tuple[str, ...]]:
     plan, local_dir = ctx.plan, ctx.plan.local_dir
+    hashless = [f.path for f in plan.files if f.hashless]
+    if hashless and not ctx.options.allow_unverified:
+        shown = ", ".join(hashless[:3]) + (" ..." if len(hashless) > 3 else "")
+        raise IntegrityError(
+            f"{ctx.hub.settings.endpoint} gives no hash for {len(hashless)} files of "
+            f"{plan.repo} ({shown}): their bytes cannot be verified",
+            "pass --allow-unverified to take them unchecked (recorded as unverified), "
+            "or fetch from a server that lists hashes",
+        )
     join = join_spec(plan)
     if join is not None:
         # a join killed halfway: part a's bytes go back under its name before anything is planned
@@ -313,6 +322,7 @@ def _check_present(ctx: Context, files: list[PlannedFile]) -> list[PlannedFile]:
                     lfs=f.lfs,
                     mtime_ns=st.st_mtime_ns,
                     backend="local",
+                    unverified=f.hashless,
                 )
             )
             ctx.progress.file_done(f.path)

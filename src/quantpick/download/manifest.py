@@ -43,6 +43,8 @@ class ManifestFile(Record):
     # when the file was last checked: an unchanged (size, mtime) spares a re-hash on the next fetch
     mtime_ns: int = 0
     backend: str = ""
+    # the Hub gave no hash: sha256 is of the bytes as received, which nothing checked
+    unverified: bool = False
 
 
 class Manifest(Record):

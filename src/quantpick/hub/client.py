@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx2 as httpx  # huggingface_hub 2.x transport; its errors are not wrapped
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download
 from huggingface_hub.errors import (
     EntryNotFoundError as HfEntryNotFoundError,
 )
@@ -298,6 +298,28 @@ class Hub:
         except ValueError:
             return None
         return data if isinstance(data, dict) else None
+
+    def file_hashes(self, repo: str, revision: str, path: str) -> tuple[str | None, str | None]:
+        """(sha256, git blob id) from a fresh HEAD of the file: X-Linked-Etag or ETag.
+
+        For a mirror that lists no hashes; an ETag that is neither (nginx's size-mtime) gives
+        (None, None), and the file can only be taken unverified.
+        """
+        with self._mapped(repo, revision, path):
+            meta = self._retrying(
+                lambda: get_hf_file_metadata(
+                    self.resolve_url(repo, revision, path),
+                    token=self._token_arg,
+                    endpoint=self.settings.endpoint,
+                    library_name="quantpick",
+                )
+            )
+        etag = (meta.etag or "").strip('"').lower()
+        if re.fullmatch(r"[0-9a-f]{64}", etag):
+            return etag, None
+        if re.fullmatch(r"[0-9a-f]{40}", etag):
+            return None, etag
+        return None, None
 
     def resolve_url(self, repo: str, revision: str, path: str) -> str:
         return (
