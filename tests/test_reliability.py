@@ -239,3 +239,69 @@ def test_a_file_with_no_hash_anywhere_is_refused_or_taken_as_unverified(
     assert flags == {"config.json": True, "tokenizer.json": True, "model.safetensors": False}
     human = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--allow-unverified")
     assert "UNVERIFIED" in human.stderr
+
+
+# -- 16.3: every network call has a timeout; local inputs are regular, bounded files --------------
+
+
+@pytest.mark.parametrize("command", ["list", "fetch"])
+def test_a_server_that_never_answers_ends_in_exit_7_in_bounded_time(
+    tmp_path: Path, command: str
+) -> None:
+    import time
+
+    from quantpick.testing import SilentServer
+
+    args = ["o/m:main", "--local-dir", "D"] if command == "fetch" else ["o/m"]
+    with SilentServer() as silent:
+        began = time.monotonic()
+        r = run_qp(
+            command,
+            *args,
+            env={
+                "HF_ENDPOINT": silent.endpoint,
+                "HF_HOME": str(tmp_path / "hf"),
+                "QUANTPICK_TIMEOUT": "1",
+            },
+            cwd=tmp_path,
+            timeout=120,
+        )
+        elapsed = time.monotonic() - began
+        assert silent.accepted >= 1
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.startswith("error: ")
+    assert "Traceback" not in r.stderr
+    assert elapsed < 60
+
+
+def test_a_bad_timeout_is_a_usage_error(tmp_path: Path) -> None:
+    r = run_qp("list", "o/m", "--timeout", "soon", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "--timeout" in r.stderr
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero", "/dev/urandom", "big"])
+@pytest.mark.parametrize("option", ["--card", "--config"])
+def test_card_and_config_must_be_regular_bounded_files(
+    tmp_path: Path, source: str, option: str
+) -> None:
+    card = tmp_path / "README.md"
+    card.write_text("| Branch | Bits |\n|---|---|\n| [main](x) | 4.0 |\n")
+    if source == "fifo":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+    elif source == "big":
+        path = tmp_path / "big.md"
+        with open(path, "wb") as f:
+            f.truncate(100 << 20)
+    else:
+        path = Path(source)
+    args = (
+        ["--card", str(path)]
+        if option == "--card"
+        else ["--card", str(card), "--config", str(path)]
+    )
+    r = run_qp("list", *args, cwd=tmp_path, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ")
+    assert "Traceback" not in r.stderr

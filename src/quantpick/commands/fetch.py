@@ -163,7 +163,10 @@ def fetch(
         rec.reasons if rec else (choice.reasons or (f"{variant.name} named on the command line",))
     )
     estimate = rec.pick.estimate if rec and rec.pick else None
-    options = TransferOptions(allow_unverified=opts.allow_unverified)
+    # the ranged engine's connect/read timeout and hf_transfer's stall watchdog
+    options = TransferOptions(
+        allow_unverified=opts.allow_unverified, stall_timeout_s=hub.settings.timeout_s
+    )
     if opts.max_workers is not None:
         options = dataclasses.replace(options, max_workers=opts.max_workers)
     try:

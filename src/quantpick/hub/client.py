@@ -34,6 +34,8 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
+from huggingface_hub import set_client_factory
+from huggingface_hub.utils._http import hf_request_event_hook
 
 from quantpick.errors import (
     AuthError,
@@ -71,6 +73,7 @@ class Hub:
             # one-line stderr contract; quantpick reports those conditions itself
             hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
             warnings.filterwarnings("ignore", module=r"huggingface_hub(\.|$)")
+        _use_timeouts(settings.timeout_s)
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
         )
@@ -363,6 +366,41 @@ class Hub:
                 )
                 found.extend(m.id for m in models if m.id not in found and m.id != base_model)
         return found[:limit]
+
+
+class _TimeoutTransport(httpx.HTTPTransport):
+    """Every request gets connect/read/write/pool timeouts: huggingface_hub passes timeout=None
+    on many API calls, which would wait on a silent server forever."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self.timeout_s = timeout_s
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        t = self.timeout_s
+        request.extensions["timeout"] = {"connect": t, "read": t, "write": t, "pool": t}
+        return super().handle_request(request)
+
+
+_timeout_lock = threading.Lock()
+_timeout_set: float | None = None
+
+
+def _use_timeouts(timeout_s: float) -> None:
+    """huggingface_hub shares one client per process: (re)made once with these timeouts."""
+    global _timeout_set
+    with _timeout_lock:
+        if _timeout_set == timeout_s:
+            return
+        _timeout_set = timeout_s
+        set_client_factory(
+            lambda: httpx.Client(
+                event_hooks={"request": [hf_request_event_hook]},
+                follow_redirects=True,
+                transport=_TimeoutTransport(timeout_s),
+                timeout=timeout_s,
+            )
+        )
 
 
 def _endpoint_missing(exc: HfHubHTTPError) -> bool:
