@@ -305,3 +305,118 @@ def test_card_and_config_must_be_regular_bounded_files(
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("error: ")
     assert "Traceback" not in r.stderr
+
+
+# -- 16.4: hostile input is bounded before use, each with one line and a documented code ----------
+
+DEEP = "[" * 200_000 + "]" * 200_000
+CARD = (
+    "| Branch | Bits | VRAM (4k) |\n|---|---|---|\n"
+    "| [4_0](https://huggingface.co/o/h/tree/4_0) | 4.0 | 5.0 GB |\n"
+)
+
+
+def _clean(r: subprocess.CompletedProcess[str], code: int) -> None:
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith(("error: ", "warning: ", "note: ")) or code == 0, r.stderr
+
+
+def test_a_lone_surrogate_in_a_hub_file_name_is_refused_before_any_byte(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    make_repo(
+        hub_root,
+        "o/sur",
+        {"4_0": {"model.safetensors": WEIGHTS, "notes.txt": "x"}},
+        served_as={"\ud800evil.txt": "notes.txt"},
+    )
+    r = _qp(hub, tmp_path, "fetch", "o/sur:4_0", "--local-dir", "D")
+    _clean(r, 8)
+    assert "surrogate" in r.stderr
+    assert hub.requests.count(method="GET", path="*/model.safetensors") == 0
+    listed = _qp(hub, tmp_path, "list", "o/sur", "--json")
+    assert "Traceback" not in listed.stderr
+    assert listed.returncode in (0, 8), listed.stderr
+
+
+@pytest.mark.parametrize("command", ["list", "pick", "fetch"])
+def test_a_deeply_nested_config_on_the_hub_is_no_traceback(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, command: str
+) -> None:
+    make_repo(
+        hub_root,
+        "o/h",
+        {"main": {"config.json": DEEP}, "4_0": {"model.safetensors": WEIGHTS}},
+        readme=CARD,
+    )
+    extra = {"list": [], "pick": ["--vram", "24"], "fetch": ["--vram", "24", "--local-dir", "D"]}
+    r = _qp(hub, tmp_path, command, "o/h", *extra[command])
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DEEP,
+        '{"num_hidden_layers": 1e9, "hidden_size": 4096, "num_attention_heads": 32, '
+        '"vocab_size": 32000}',
+        '{"num_hidden_layers": 100000000, "hidden_size": 4096, "num_attention_heads": 32, '
+        '"vocab_size": 32000}',
+        '{"num_hidden_layers": 32, "hidden_size": 1' + "0" * 400 + ', "num_attention_heads": 32, '
+        '"vocab_size": 32000}',
+    ],
+    ids=["deep", "layers-1e9", "layers-1e8", "hidden-400-digits"],
+)
+def test_a_hostile_config_file_is_a_usage_error(tmp_path: Path, config: str) -> None:
+    import time
+
+    (tmp_path / "README.md").write_text(CARD)
+    (tmp_path / "config.json").write_text(config)
+    began = time.monotonic()
+    r = run_qp(
+        "list", "--card", "README.md", "--config", "config.json", "--vram", "24", cwd=tmp_path
+    )
+    _clean(r, 2)
+    assert time.monotonic() - began < 20
+
+
+def test_an_absurd_config_on_the_hub_costs_the_estimate_not_the_run(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    # gemma2 with a window: sizing it lists every layer (1e9 of them: MemoryError on main)
+    big = (
+        '{"model_type": "gemma2", "sliding_window": 4096, "num_hidden_layers": 1000000000, '
+        '"hidden_size": 4096, "num_attention_heads": 32, "vocab_size": 32000}'
+    )
+    make_repo(
+        hub_root,
+        "o/h",
+        {"main": {"config.json": big}, "4_0": {"model.safetensors": WEIGHTS}},
+        readme=CARD,
+    )
+    # 16k: the card has no figure for it, so only the config could size the variant
+    r = _qp(hub, tmp_path, "pick", "o/h", "--vram", "24", "--ctx", "16k")
+    assert "Traceback" not in r.stderr
+    # nothing can be sized without a shape: the documented nothing-fits/cannot-size code
+    assert r.returncode in (4, 12), r.stderr
+    assert "no model shape" in r.stderr
+
+
+@pytest.mark.parametrize("option", ["--vram", "--ctx"])
+def test_figures_of_300_digits_are_usage_errors(tmp_path: Path, option: str) -> None:
+    (tmp_path / "README.md").write_text(CARD)
+    r = run_qp("list", "--card", "README.md", option, "9" * 320, cwd=tmp_path)
+    _clean(r, 2)
+    assert len(r.stderr) < 400
+
+
+def test_a_token_with_a_non_ascii_character_is_a_usage_error(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    token = "hf_sécret_token_value"
+    r = _qp(hub, tmp_path, "list", repo, "--token", token)
+    _clean(r, 2)
+    assert token not in r.stderr
+    assert "ASCII" in r.stderr

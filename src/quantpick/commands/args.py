@@ -79,6 +79,12 @@ class HubArgs:
                 "unset HF_HUB_OFFLINE; `quantpick list --offline` answers from the cache",
             )
         token = resolve_token(self.token)
+        if token is not None and not (token.isascii() and token.isprintable()):
+            # an HTTP header holds ASCII only; the token itself is never printed
+            raise UsageError(
+                "the token holds a character that is not printable ASCII",
+                "copy the token again from https://huggingface.co/settings/tokens",
+            )
         if self.verbose:
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))

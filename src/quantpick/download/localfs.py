@@ -41,6 +41,10 @@ def check_hub_path(path: str) -> PurePosixPath:
 def _why_unsafe(path: str) -> str | None:
     if not path:
         return "empty"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8 (a lone surrogate)"
     if "\0" in path or "\\" in path:
         return "NUL or backslash"
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):

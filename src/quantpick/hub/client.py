@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx2 as httpx  # huggingface_hub 2.x transport; its errors are not wrapped
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, set_client_factory
 from huggingface_hub.errors import (
     EntryNotFoundError as HfEntryNotFoundError,
 )
@@ -34,7 +34,6 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
-from huggingface_hub import set_client_factory
 from huggingface_hub.utils._http import hf_request_event_hook
 
 from quantpick.errors import (
@@ -298,7 +297,8 @@ class Hub:
                 self._cache.write_text(repo, leaf, text)
         try:
             data = json.loads(text) if text is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):
+            # a config nested past the parser's depth is as unreadable as one that is not JSON
             return None
         return data if isinstance(data, dict) else None
 

@@ -83,6 +83,8 @@ def load_config_file(path: Path) -> ModelShape:
     text = read_text(path, "config file")
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply", "give a model's config.json") from None
     except ValueError:
         raise UsageError(f"{path} is not JSON", "give a model's config.json") from None
     if not isinstance(data, dict):
