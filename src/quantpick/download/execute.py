@@ -221,6 +221,8 @@ def _fetch_locked(
         # appending part b (and on) to part a needs their size again until they are deleted
         join_extra = sum(p.size_bytes for p in join[1][1:])
     if todo:
+        # what huggingface_hub left of a killed fetch (we hold the lock): gone before the disk check
+        shutil.rmtree(local_dir / STATE_DIR / HUB_STAGING, ignore_errors=True)
         sources = _preflight(ctx, todo, join_extra)
         transfer(ctx, todo, sources)
     if join is not None and joined is None:
