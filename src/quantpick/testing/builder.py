@@ -37,6 +37,7 @@ def make_repo(
     tokens: Iterable[str] = (),
     lfs_threshold_bytes: int | None = None,
     served_as: Mapping[str, str] | None = None,
+    mirror: Iterable[str] = (),
     xet: bool = True,
 ) -> BuiltRepo:
     """Write `repo_id` under `root`; `readme` goes to every branch that has no README.md of its own.
@@ -79,6 +80,8 @@ def make_repo(
         settings["lfs_threshold_bytes"] = lfs_threshold_bytes
     if served_as:
         settings["served_as"] = dict(served_as)
+    if mirror := sorted(mirror):
+        settings["mirror"] = mirror
     if not xet:
         settings["xet"] = False
     if settings:

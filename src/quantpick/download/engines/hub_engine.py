@@ -6,6 +6,7 @@ is checked. The call itself runs under progress and a watchdog (watched.py).
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections import deque
@@ -15,7 +16,7 @@ from quantpick.download.engines.watched import download_watched
 from quantpick.download.localfs import STATE_DIR, check_hub_path, ensure_dir, hash_file
 from quantpick.download.partial import partial_key
 from quantpick.download.plan import Backend, PlannedFile
-from quantpick.errors import NetworkError
+from quantpick.errors import IntegrityError, NetworkError
 
 
 def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
@@ -25,6 +26,12 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
     redownloads_left = 1
     while True:
         staging = ensure_dir(ctx.local_dir, f"{STATE_DIR}/{HUB_STAGING}/{partial_key(p.path)}")
+        if os.listdir(staging):
+            # emptied before the first byte and after every try: anything here was planted
+            raise IntegrityError(
+                f"{staging} holds files quantpick did not put there; refusing to download into it",
+                "remove it and run the fetch again",
+            )
         try:
             try:
                 _, reported = download_watched(ctx, run, p, staging)
