@@ -232,7 +232,8 @@ def test_a_mirror_passing_xet_headers_with_an_unreachable_cas(
 
 
 def start(srv: HubServer, tmp_path: Path) -> subprocess.Popen[str]:
-    srv.faults.add("/xorbs/*", Fault(rate_bps=MIB, origin="cas"))
+    # slow (about 25 s for the file) so that a loaded machine still catches it mid-file
+    srv.faults.add("/xorbs/*", Fault(rate_bps=256 << 10, origin="cas"))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QUANTPICK_"))},
         "HF_ENDPOINT": srv.endpoint,
