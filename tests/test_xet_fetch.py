@@ -4,6 +4,7 @@ hf_xet), a CAS that fails or stalls forever, mirrors with and without Xet, kill 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -29,6 +30,7 @@ MIB = 1 << 20
 REPO = "xet/model"
 # random (not sparse) bytes over several xorbs
 DATA = random.Random(5).randbytes(20 * MIB + 4321)
+DATA_SHA = hashlib.sha256(DATA).hexdigest()
 FILES = {"model.safetensors": DATA, "config.json": '{"a": 1}'}
 # each run ends a stall in seconds: `quantpick` reads these (README, Environment)
 FAST = {"QUANTPICK_STALL_TIMEOUT": "1", "QUANTPICK_RETRIES": "1"}
@@ -252,14 +254,14 @@ def start(srv: HubServer, tmp_path: Path) -> subprocess.Popen[str]:
     while time.monotonic() < deadline and not incomplete(tmp_path / "out"):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
+    assert incomplete(tmp_path / "out"), "hf_xet never started on the weights"
     return proc
 
 
 def incomplete(out: Path) -> list[Path]:
+    """The weights' `.incomplete` (named with their sha256), not config.json's passing one."""
     staging = out / ".quantpick" / "hub"
-    return (
-        [p for p in staging.rglob("*.incomplete") if p.stat().st_size] if staging.is_dir() else []
-    )
+    return list(staging.rglob(f"*{DATA_SHA}*.incomplete")) if staging.is_dir() else []
 
 
 def test_kill_9_on_hf_xet_leaves_an_orphan_the_next_fetch_removes(
