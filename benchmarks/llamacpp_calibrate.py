@@ -1,4 +1,4 @@
-"""Peak GPU memory of llama.cpp on real shapes with zero weights: the ground truth for estimate/runtimes.
+"""Peak GPU memory of llama.cpp on real shapes with zero weights: ground truth for runtimes/.
 
 Runs on the GPU machine (one NVIDIA GPU, CUDA toolkit, cmake, g++, Python 3 with numpy); nothing
 of quantpick is imported there. The recipe, exactly:
@@ -17,13 +17,20 @@ of quantpick is imported there. The recipe, exactly:
    file of that shape.
 4. Contexts: one sequence, n_batch 2048, n_ubatch 512 (common/common.h defaults: what llama-cli
    and llama-server run), swa_full off (also common's default), all layers on the GPU unless the
-   plan says otherwise. Per context: device memory in use (cudaMemGetInfo) after llama_init_from_model,
+   plan says otherwise. Per context: device memory in use (cudaMemGetInfo) after
+   llama_init_from_model,
    after the two-token warm-up llama-cli/llama-server run, and the peak over a decode that fills
    the whole context in n_batch chunks ("fill"), minus what the device had in use before the probe
    started (nvidia-smi).
 
 Usage (device): python3 llamacpp_calibrate.py --llama-src DIR --gguf-py DIR --work DIR --out DIR
-    [--budget-s SECONDS] [--only NAME,...]
+    [--budget-s SECONDS] [--only NAME,...] [--partial] [--long-fills NAME,...] [--skip NAME:QUANT]
+
+benchmarks/gpu/llamacpp_h200.json came from two calls on one warm H200 (2026-12-01):
+    --budget-s 565 --partial   (built, then ran until the budget: everything but the last two
+                                Q8_0 files and the partial rows, fills only for Llama-3-8B)
+    --budget-s 540 --partial --long-fills '' --skip Llama-3-8B:Q4_K_M   (the rest, with fills)
+and the "buffer size" lines of probe.log joined to each row (log_model/kv/compute_mib).
 Writes OUT/llamacpp_h200.json (one row per context, appended as it goes) and OUT/probe.log.
 """
 
@@ -40,23 +47,114 @@ from pathlib import Path
 
 # name -> (gguf arch, hyper-parameters as in the model's config.json)
 SHAPES: dict[str, tuple[str, dict[str, int | bool]]] = {
-    "Llama-3-8B": ("llama", dict(layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128,
-                                 ffn=14336, vocab=128256, tied=False)),
-    "Mistral-7B-v0.3": ("llama", dict(layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128,
-                                      ffn=14336, vocab=32768, tied=False)),
-    "Qwen2.5-7B": ("qwen2", dict(layers=28, hidden=3584, heads=28, kv_heads=4, head_dim=128,
-                                 ffn=18944, vocab=152064, tied=False)),
-    "Gemma-2-9B": ("gemma2", dict(layers=42, hidden=3584, heads=16, kv_heads=8, head_dim=256,
-                                  ffn=14336, vocab=256000, tied=True, window=4096)),
-    "Gemma-2-2B": ("gemma2", dict(layers=26, hidden=2304, heads=8, kv_heads=4, head_dim=256,
-                                  ffn=9216, vocab=256000, tied=True, window=4096)),
-    "Qwen3-30B-A3B": ("qwen3moe", dict(layers=48, hidden=2048, heads=32, kv_heads=4, head_dim=128,
-                                       ffn=768, vocab=151936, tied=False, experts=128,
-                                       experts_used=8)),
-    "Llama-2-13B": ("llama", dict(layers=40, hidden=5120, heads=40, kv_heads=40, head_dim=128,
-                                  ffn=13824, vocab=32000, tied=False)),
-    "Qwen3-8B": ("qwen3", dict(layers=36, hidden=4096, heads=32, kv_heads=8, head_dim=128,
-                               ffn=12288, vocab=151936, tied=False)),
+    "Llama-3-8B": (
+        "llama",
+        {
+            "layers": 32,
+            "hidden": 4096,
+            "heads": 32,
+            "kv_heads": 8,
+            "head_dim": 128,
+            "ffn": 14336,
+            "vocab": 128256,
+            "tied": False,
+        },
+    ),
+    "Mistral-7B-v0.3": (
+        "llama",
+        {
+            "layers": 32,
+            "hidden": 4096,
+            "heads": 32,
+            "kv_heads": 8,
+            "head_dim": 128,
+            "ffn": 14336,
+            "vocab": 32768,
+            "tied": False,
+        },
+    ),
+    "Qwen2.5-7B": (
+        "qwen2",
+        {
+            "layers": 28,
+            "hidden": 3584,
+            "heads": 28,
+            "kv_heads": 4,
+            "head_dim": 128,
+            "ffn": 18944,
+            "vocab": 152064,
+            "tied": False,
+        },
+    ),
+    "Gemma-2-9B": (
+        "gemma2",
+        {
+            "layers": 42,
+            "hidden": 3584,
+            "heads": 16,
+            "kv_heads": 8,
+            "head_dim": 256,
+            "ffn": 14336,
+            "vocab": 256000,
+            "tied": True,
+            "window": 4096,
+        },
+    ),
+    "Gemma-2-2B": (
+        "gemma2",
+        {
+            "layers": 26,
+            "hidden": 2304,
+            "heads": 8,
+            "kv_heads": 4,
+            "head_dim": 256,
+            "ffn": 9216,
+            "vocab": 256000,
+            "tied": True,
+            "window": 4096,
+        },
+    ),
+    "Qwen3-30B-A3B": (
+        "qwen3moe",
+        {
+            "layers": 48,
+            "hidden": 2048,
+            "heads": 32,
+            "kv_heads": 4,
+            "head_dim": 128,
+            "ffn": 768,
+            "vocab": 151936,
+            "tied": False,
+            "experts": 128,
+            "experts_used": 8,
+        },
+    ),
+    "Llama-2-13B": (
+        "llama",
+        {
+            "layers": 40,
+            "hidden": 5120,
+            "heads": 40,
+            "kv_heads": 40,
+            "head_dim": 128,
+            "ffn": 13824,
+            "vocab": 32000,
+            "tied": False,
+        },
+    ),
+    "Qwen3-8B": (
+        "qwen3",
+        {
+            "layers": 36,
+            "hidden": 4096,
+            "heads": 32,
+            "kv_heads": 8,
+            "head_dim": 128,
+            "ffn": 12288,
+            "vocab": 151936,
+            "tied": False,
+        },
+    ),
 }
 QUANTS = ("Q4_K_M", "Q8_0")
 CONTEXTS = (4096, 16384, 32768, 65536, 131072)
@@ -70,7 +168,9 @@ def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def tensors(arch: str, p: dict[str, int | bool], quant: str) -> list[tuple[str, tuple[int, ...], str]]:
+def tensors(
+    arch: str, p: dict[str, int | bool], quant: str
+) -> list[tuple[str, tuple[int, ...], str]]:
     """(name, numpy-order shape, ggml type) for every tensor the arch loads."""
     h, L, v = int(p["hidden"]), int(p["layers"]), int(p["vocab"])
     q_dim, kv_dim = int(p["heads"]) * int(p["head_dim"]), int(p["kv_heads"]) * int(p["head_dim"])
@@ -90,11 +190,16 @@ def tensors(arch: str, p: dict[str, int | bool], quant: str) -> list[tuple[str, 
         out.append((b + "attn_v.weight", (kv_dim, h), more if _use_more_bits(i, L) else base))
         out.append((b + "attn_output.weight", (h, q_dim), base))
         if arch == "qwen2":
-            out += [(b + "attn_q.bias", (q_dim,), "F32"), (b + "attn_k.bias", (kv_dim,), "F32"),
-                    (b + "attn_v.bias", (kv_dim,), "F32")]
+            out += [
+                (b + "attn_q.bias", (q_dim,), "F32"),
+                (b + "attn_k.bias", (kv_dim,), "F32"),
+                (b + "attn_v.bias", (kv_dim,), "F32"),
+            ]
         if arch in ("qwen3", "qwen3moe"):
-            out += [(b + "attn_q_norm.weight", (int(p["head_dim"]),), "F32"),
-                    (b + "attn_k_norm.weight", (int(p["head_dim"]),), "F32")]
+            out += [
+                (b + "attn_q_norm.weight", (int(p["head_dim"]),), "F32"),
+                (b + "attn_k_norm.weight", (int(p["head_dim"]),), "F32"),
+            ]
         if arch == "gemma2":
             out.append((b + "post_attention_norm.weight", (h,), "F32"))
             out.append((b + "post_ffw_norm.weight", (h,), "F32"))
@@ -165,7 +270,9 @@ def write_gguf(path: Path, name: str, quant: str) -> dict[str, int]:
 def smi_used_bytes() -> int:
     out = subprocess.run(
         ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return int(out.split()[0]) << 20
 
@@ -175,16 +282,34 @@ def build(src: Path, build_dir: Path, log: Path) -> None:
         return
     with log.open("a") as fh:
         subprocess.run(
-            ["cmake", "-S", str(src), "-B", str(build_dir), "-DGGML_CUDA=ON",
-             "-DCMAKE_CUDA_ARCHITECTURES=90-real", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_COMMON=OFF",
-             "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-             "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF", "-DGGML_NATIVE=OFF",
-             "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_OPENSSL=OFF"],
-            stdout=fh, stderr=subprocess.STDOUT, check=True,
+            [
+                "cmake",
+                "-S",
+                str(src),
+                "-B",
+                str(build_dir),
+                "-DGGML_CUDA=ON",
+                "-DCMAKE_CUDA_ARCHITECTURES=90-real",
+                "-DLLAMA_CURL=OFF",
+                "-DLLAMA_BUILD_COMMON=OFF",
+                "-DLLAMA_BUILD_TESTS=OFF",
+                "-DLLAMA_BUILD_TOOLS=OFF",
+                "-DLLAMA_BUILD_EXAMPLES=OFF",
+                "-DLLAMA_BUILD_SERVER=OFF",
+                "-DLLAMA_BUILD_APP=OFF",
+                "-DGGML_NATIVE=OFF",
+                "-DCMAKE_BUILD_TYPE=Release",
+                "-DLLAMA_OPENSSL=OFF",
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            check=True,
         )
         subprocess.run(
             ["cmake", "--build", str(build_dir), "--target", "llama", "-j", str(os.cpu_count())],
-            stdout=fh, stderr=subprocess.STDOUT, check=True,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            check=True,
         )
 
 
@@ -192,15 +317,30 @@ def compile_probe(src: Path, build_dir: Path, probe_src: Path) -> Path:
     exe = build_dir / "bin" / "llamacpp_probe"
     cuda = Path(os.environ.get("CUDA_HOME", "/usr/local/cuda"))
     subprocess.run(
-        ["g++", "-O2", "-std=c++17", str(probe_src), "-o", str(exe), f"-I{src}/include",
-         f"-I{src}/ggml/include", f"-I{cuda}/include", f"-L{build_dir}/bin", "-lllama",
-         f"-Wl,-rpath,{build_dir}/bin", f"-L{cuda}/lib64", "-lcudart"],
+        [
+            "g++",
+            "-O2",
+            "-std=c++17",
+            str(probe_src),
+            "-o",
+            str(exe),
+            f"-I{src}/include",
+            f"-I{src}/ggml/include",
+            f"-I{cuda}/include",
+            f"-L{build_dir}/bin",
+            "-lllama",
+            f"-Wl,-rpath,{build_dir}/bin",
+            f"-L{cuda}/lib64",
+            "-lcudart",
+        ],
         check=True,
     )
     return exe
 
 
-def plan_for(name: str, quant: str) -> list[tuple[int, int, str, str, int, int, int]]:
+def plan_for(
+    name: str, quant: str, long_fills: tuple[str, ...]
+) -> list[tuple[int, int, str, str, int, int, int]]:
     """Every context of one file. Fills (slow at long contexts without flash attention) on Q4_K_M
     only, at 4k and 32k for every shape and at 128k for two."""
     rows = []
@@ -209,7 +349,7 @@ def plan_for(name: str, quant: str) -> list[tuple[int, int, str, str, int, int, 
             continue  # 40 full KV heads: 100 GiB of f16 cache at 128k
         for fa, tk, tv in MODES:
             fill = quant == "Q4_K_M" and (
-                n_ctx in (4096, 32768) or (n_ctx == 131072 and name in ("Llama-3-8B", "Mistral-7B-v0.3"))
+                n_ctx in (4096, 32768) or (n_ctx == 131072 and name in long_fills)
             )
             rows.append((n_ctx, fa, tk, tv, int(fill), 2048, 512))
     rows.append((8192, 0, "q8_0", "q8_0", 0, 2048, 512))  # must be refused
@@ -229,6 +369,8 @@ def main() -> int:
     ap.add_argument("--quants", default=",".join(QUANTS))
     ap.add_argument("--result-name", default="llamacpp_h200.json")
     ap.add_argument("--partial", action="store_true", help="also -ngl 8/16/24 on Llama-3-8B")
+    ap.add_argument("--long-fills", default="Llama-3-8B", help="shapes filled at 128k too")
+    ap.add_argument("--skip", default="", help="NAME:QUANT,... already measured")
     args = ap.parse_args()
     start = time.monotonic()
     sys.path.insert(0, str(args.gguf_py))
@@ -241,7 +383,7 @@ def main() -> int:
     def run_build() -> None:
         try:
             build(args.llama_src, build_dir, log)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     builder = threading.Thread(target=run_build)
@@ -262,7 +404,8 @@ def main() -> int:
     idle = smi_used_bytes()
     result_path = args.out / args.result_name
     rows: list[dict[str, object]] = []
-    jobs = [(name, quant, 999) for quant in quants for name in names]
+    skip = {tuple(item.split(":")) for item in args.skip.split(",") if item}
+    jobs = [(n, q, 999) for q in quants for n in names if (n, q) not in skip]
     if args.partial:
         jobs += [("Llama-3-8B", "Q4_K_M", ngl) for ngl in (8, 16, 24)]
     for name, quant, ngl in jobs:
@@ -270,11 +413,17 @@ def main() -> int:
         if left < 20:
             print(f"budget spent; skipped {name} {quant} ngl {ngl}", flush=True)
             continue
-        plan = plan_for(name, quant) if ngl == 999 else [
-            (8192, 1, "f16", "f16", 1, 2048, 512), (32768, 1, "f16", "f16", 0, 2048, 512),
-            (32768, 0, "f16", "f16", 0, 2048, 512)]
+        plan = (
+            plan_for(name, quant, tuple(args.long_fills.split(",")))
+            if ngl == 999
+            else [
+                (8192, 1, "f16", "f16", 1, 2048, 512),
+                (32768, 1, "f16", "f16", 0, 2048, 512),
+                (32768, 0, "f16", "f16", 0, 2048, 512),
+            ]
+        )
         if left < 120:  # short of time: no fills
-            plan = [row[:4] + (0,) + row[5:] for row in plan]
+            plan = [(*row[:4], 0, *row[5:]) for row in plan]
         plan_file = args.work / "plan.txt"
         plan_file.write_text("".join(" ".join(map(str, row)) + "\n" for row in plan))
         with log.open("a") as fh:
@@ -283,7 +432,10 @@ def main() -> int:
             try:
                 proc = subprocess.run(
                     [str(probe), str(args.work / f"{name}-{quant}.gguf"), str(ngl), str(plan_file)],
-                    stdout=subprocess.PIPE, stderr=fh, text=True, timeout=max(left - 10, 10),
+                    stdout=subprocess.PIPE,
+                    stderr=fh,
+                    text=True,
+                    timeout=max(left - 10, 10),
                 )
                 lines = proc.stdout.splitlines()
             except subprocess.TimeoutExpired as exc:
@@ -296,17 +448,27 @@ def main() -> int:
             if record.get("event") == "load":
                 load = record
                 continue
-            row = {"model": name, "arch": arch, "quant": quant, "n_gpu_layers": ngl,
-                   **shape, **files[(name, quant)], "idle_used_bytes": idle,
-                   "cuda_context_bytes": int(load.get("used_context", 0)) - idle,
-                   "after_load_bytes": int(load.get("used_model", 0)) - idle, **record}
+            row = {
+                "model": name,
+                "arch": arch,
+                "quant": quant,
+                "n_gpu_layers": ngl,
+                **shape,
+                **files[(name, quant)],
+                "idle_used_bytes": idle,
+                "cuda_context_bytes": int(load.get("used_context", 0)) - idle,
+                "after_load_bytes": int(load.get("used_model", 0)) - idle,
+                **record,
+            }
             for key in ("used_init", "used_warm", "used_peak"):
                 if key in row:
                     row[key.replace("used_", "") + "_bytes"] = int(row.pop(key)) - idle  # type: ignore[arg-type]
             rows.append(row)
         result_path.write_text(json.dumps(rows, indent=1))
-        print(f"{name} {quant} ngl {ngl}: {len(lines)} lines, {time.monotonic() - start:.0f} s",
-              flush=True)
+        print(
+            f"{name} {quant} ngl {ngl}: {len(lines)} lines, {time.monotonic() - start:.0f} s",
+            flush=True,
+        )
     return 0
 
 

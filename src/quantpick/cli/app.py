@@ -36,6 +36,7 @@ Exit codes:
   9    not enough disk space
   10   target directory locked by another quantpick
   11   --vram auto found no GPU
+  12   cannot size any variant (a config.json or a size is missing)
   130  interrupted (Ctrl-C); run again to resume
   143  terminated (SIGTERM); run again to resume
 """
