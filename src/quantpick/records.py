@@ -202,6 +202,10 @@ class Candidate(Record):
     margin_bytes: int | None
     max_context_tokens: int | None
     reason: str = ""
+    # llama.cpp partial offload: not every layer fits the GPU(s); never a full fit. ram_fits: the
+    # layers left on the CPU fit --ram (None when no --ram was given)
+    partial: bool = False
+    ram_fits: bool | None = None
 
 
 class Recommendation(Record):

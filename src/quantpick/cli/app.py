@@ -123,8 +123,24 @@ RuntimeOpt = Annotated[
     str | None,
     typer.Option(
         "--runtime",
-        help="exllamav2, transformers, llama.cpp or vllm. Default: by format "
-        "(exl2/exl3: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
+        help="exllamav3, exllamav2, transformers, llama.cpp or vllm. Default: by format "
+        "(exl3: exllamav3, exl2: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
+        show_default=False,
+    ),
+]
+FlashAttnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--flash-attn",
+        help="llama.cpp flash attention: on or off. Default: on (llama.cpp's -fa auto on CUDA).",
+        show_default=False,
+    ),
+]
+RamOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ram",
+        help="System memory for a GGUF partial offload (GiB): layers that miss the GPU run there.",
         show_default=False,
     ),
 ]
@@ -172,6 +188,8 @@ def list_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
     token: TokenOpt = None,
@@ -188,8 +206,9 @@ def list_cmd(
     out = output.Out(quiet=quiet, verbose=verbose)
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
     budget = args.BudgetArgs.given(
-        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
-    )
+        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
+        flash_attn=flash_attn, ram=ram,
+    )  # fmt: skip
     result = listing.list_variants(repo, card, revision, config, hub, budget, out)
     if json:
         out.json(result)
@@ -208,6 +227,8 @@ def pick_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
     token: TokenOpt = None,
@@ -223,7 +244,7 @@ def pick_cmd(
 
     out = output.Out(quiet=quiet, verbose=verbose)
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
-    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
     out.json(result) if json else render.render_pick(out, result)
     pick.exit_if_nothing_fits(result, out)
@@ -251,6 +272,8 @@ def fetch_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     local_dir: Annotated[
         Path | None,
@@ -300,8 +323,9 @@ def fetch_cmd(
     out = output.Out(quiet=quiet, verbose=verbose)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
     budget = args.BudgetArgs.given(
-        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
-    )
+        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
+        flash_attn=flash_attn, ram=ram,
+    )  # fmt: skip
     choice = fetch.Choice(branch=branch, file=file, search=search)
     opts = fetch.FetchArgs(local_dir, revision, dry_run, backend, max_workers)
     result = fetch.fetch(repo, choice, budget, config, hub, opts, out)
@@ -317,6 +341,8 @@ def search_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     formats: Annotated[
         str | None,
         typer.Option(
@@ -337,7 +363,7 @@ def search_cmd(
 
     out = output.Out(quiet=quiet, verbose=verbose)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
-    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = search.search(base_model, budget, formats, limit, hub)
     out.json(result) if json else render.render_search(out, result)
 

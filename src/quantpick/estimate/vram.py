@@ -89,7 +89,9 @@ __all__ = [
     "default_runtime",
     "estimate_vram",
     "gguf_bits_per_weight",
+    "gguf_quant",
     "kv_cache_bytes",
+    "llamacpp_footprint",
     "max_context_tokens",
     "runtime_buffers_bytes",
     "weight_bits",
@@ -222,6 +224,27 @@ def _from_formula(
     )
 
 
+def gguf_quant(variant: Variant) -> str | None:
+    return variant.quant_method or names.describe(variant.name).quant_method
+
+
+def llamacpp_footprint(
+    variant: Variant,
+    shape: ModelShape,
+    context_tokens: int,
+    cache_mode: CacheMode,
+    flash_attn: bool | None,
+) -> llamacpp.Footprint | None:
+    """The llama.cpp footprint behind a formula estimate; None when the weights cannot be sized."""
+    weights = weights_bytes(variant, shape, Runtime.LLAMACPP)
+    if weights is None:
+        return None
+    fa = llamacpp.DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
+    return llamacpp.footprint(
+        shape, weights[0], gguf_quant(variant), context_tokens, cache_mode, fa
+    )
+
+
 def _llamacpp_estimate(
     variant: Variant,
     shape: ModelShape,
@@ -232,8 +255,9 @@ def _llamacpp_estimate(
     flash_attn: bool,
 ) -> Estimate:
     file_bytes, weights_source = weights
-    quant = variant.quant_method or names.describe(variant.name).quant_method
-    fp = llamacpp.footprint(shape, file_bytes, quant, context_tokens, cache_mode, flash_attn)
+    fp = llamacpp.footprint(
+        shape, file_bytes, gguf_quant(variant), context_tokens, cache_mode, flash_attn
+    )
     return Estimate(
         variant=variant.name,
         context_tokens=context_tokens,
