@@ -66,9 +66,7 @@ def exit_if_nothing_fits(result: PickResult, out: Reporter | None) -> None:
                 if c.estimate is not None and c.estimate.reason
             }
         )
-        message = "no variant can be sized: " + (
-            "; ".join(causes) or "no VRAM figure or estimate"
-        )
+        message = "no variant can be sized: " + ("; ".join(causes) or "no VRAM figure or estimate")
         if causes and all("cannot load" in c for c in causes):
             # a forced runtime ruled every variant out: that is a fit question, not a missing input
             raise NothingFitsError(
