@@ -3,9 +3,12 @@ offload, multi-GPU layer split; checked against the H200 measurements and throug
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import statistics
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -13,7 +16,7 @@ from qp import run_qp
 from quantpick.errors import UsageError
 from quantpick.estimate.recommend import recommend
 from quantpick.estimate.runtimes import llamacpp
-from quantpick.estimate.shape import FULL_ATTENTION, SLIDING_ATTENTION, shape_from_config
+from quantpick.estimate.shape import shape_from_config
 from quantpick.estimate.vram import estimate_vram
 from quantpick.records import (
     GIB,
@@ -34,8 +37,6 @@ GGUF_CARD = ROOT / "examples" / "cards" / "demo__Mistral-7B-Instruct-GGUF.md"
 MISTRAL = ROOT / "examples" / "configs" / "mistral-7b.json"
 GPTQ_CARD = Path(__file__).parent / "fixtures" / "cards" / "gptq_branches.md"
 MIB = 1 << 20
-# the shapes the constants were read off; the rest are held out (benchmarks/RESULTS.md)
-FITTED = {"Llama-3-8B", "Qwen2.5-7B", "Qwen3-30B-A3B", "Gemma-2-2B"}
 
 
 def shape(name: str) -> ModelShape:
@@ -49,21 +50,23 @@ def gguf(name: str, quant: str, size_bytes: int) -> Variant:
     )  # fmt: skip
 
 
-def measured_shape(row: dict[str, object]) -> ModelShape:
-    layers = int(row["layers"])  # type: ignore[call-overload]
-    window = row.get("window")
-    kinds = (
-        tuple(SLIDING_ATTENTION if i % 2 == 0 else FULL_ATTENTION for i in range(layers))
-        if window
-        else ()
+def _accuracy_module() -> ModuleType:
+    # the benchmark owns the measured-row reading; the test checks the same rows the same way
+    spec = importlib.util.spec_from_file_location(
+        "vram_accuracy", ROOT / "benchmarks" / "vram_accuracy.py"
     )
-    return ModelShape(
-        architecture=str(row["arch"]), num_layers=layers, hidden_size=row["hidden"],
-        num_attention_heads=row["heads"], num_kv_heads=row["kv_heads"],
-        head_dim=row["head_dim"], vocab_size=row["vocab"], intermediate_size=row["ffn"],
-        num_experts=row.get("experts", 1), num_experts_per_token=row.get("experts_used", 1),
-        sliding_window_tokens=window, layer_types=kinds, tie_word_embeddings=row["tied"],
-    )  # fmt: skip
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+ACCURACY = _accuracy_module()
+measured_shape = ACCURACY._measured_shape
+# the shapes the constants were read off; the rest are held out (benchmarks/RESULTS.md)
+FITTED = ACCURACY.LLAMACPP_FITTED
 
 
 # --- against the GPU ------------------------------------------------------------------------------
