@@ -85,7 +85,9 @@ def quality_key(
 # What each runtime loads (its documentation, late 2025): a forced --runtime must not "pick" a
 # variant it cannot run. OTHER (plain safetensors, unknown) is left to the user.
 _RUNS: Final = {
-    Runtime.EXLLAMAV2: frozenset({Format.EXL2, Format.EXL3, Format.GPTQ}),
+    # exllamav3 loads exl3 (its own format); exllamav2 never could
+    Runtime.EXLLAMAV3: frozenset({Format.EXL3}),
+    Runtime.EXLLAMAV2: frozenset({Format.EXL2, Format.GPTQ}),
     Runtime.TRANSFORMERS: frozenset({Format.GPTQ, Format.AWQ, Format.GGUF}),
     Runtime.LLAMACPP: frozenset({Format.GGUF, Format.GGML}),
     Runtime.VLLM: frozenset({Format.GPTQ, Format.AWQ, Format.GGUF}),
