@@ -1,9 +1,9 @@
 """exllamav3 (with TabbyAPI, the live exl runtime; the default for exl3 variants). Pure.
 
-Not measured here: the device runs in this project had no time left to JIT-build exllamav3 (202
-C++/CUDA sources) and write a zero-weight model in the exl3 format (its converter needs calibration
-data). Until then the profile is exllamav2's mechanics where exllamav3 keeps them, on the safe side
-where it is unknown:
+Not measured here: the device time left after the llama.cpp runs did not cover exllamav3's JIT
+build (177 .cu + 25 .cpp sources) plus a sweep; benchmarks/RESULTS.md says exactly what blocks it.
+Until then the profile is exllamav2's mechanics where exllamav3 keeps them, on the safe side where
+it is unknown:
 
 * chunked prefill: Generator/Model.prefill default max_chunk_size 2048 (exllamav3 generator.py);
 * cache: CacheLayer_fp16 allocates max_num_tokens cells per layer, every layer (no sliding-window
