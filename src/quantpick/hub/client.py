@@ -403,8 +403,12 @@ class _TimeoutTransport(httpx.HTTPTransport):
         self.timeout_s = timeout_s
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        t = self.timeout_s
-        request.extensions["timeout"] = {"connect": t, "read": t, "write": t, "pool": t}
+        # a caller's own shorter bound (huggingface_hub's HEAD timeout, a test's) still holds
+        asked = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            key: min(self.timeout_s, asked[key]) if asked.get(key) else self.timeout_s
+            for key in ("connect", "read", "write", "pool")
+        }
         return super().handle_request(request)
 
 
