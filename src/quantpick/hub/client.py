@@ -305,6 +305,33 @@ class Hub:
             f"{quote(revision, safe='')}/{quote(path)}"
         )
 
+    def read_range(self, repo: str, revision: str, path: str, start: int, end: int) -> bytes:
+        """Bytes start..end (inclusive) of a file. The resolve URL redirects large files to a CDN
+        or the Xet bridge, both of which serve Range; httpx drops the token on a cross-host hop."""
+        headers = {**self.auth_headers(), "range": f"bytes={start}-{end}"}
+
+        def get() -> bytes:
+            r = httpx.get(
+                self.resolve_url(repo, revision, path),
+                headers=headers,
+                follow_redirects=True,
+                timeout=30.0,
+            )
+            if r.status_code not in (200, 206):
+                raise NetworkError(f"HTTP {r.status_code} reading {path} of {repo}")
+            body = r.content
+            # a server that ignores Range sends the whole file: keep only what was asked
+            return body[: end - start + 1] if r.status_code == 206 else body[start : end + 1]
+
+        with self._mapped(repo, revision, path):
+            return self._retrying(get)
+
+    def cached_text(self, repo: str, leaf: str) -> str | None:
+        return self._cache.read_text(repo, leaf)
+
+    def cache_text(self, repo: str, leaf: str, text: str) -> None:
+        self._cache.write_text(repo, leaf, text)
+
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
 
