@@ -45,6 +45,8 @@ class _Cursor:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        # room for what follows an array cut short: later keys and the tensor infos
+        self.tail_guess = 1 << 16
 
     def take(self, n: int) -> bytes:
         end = self.pos + n
@@ -69,8 +71,15 @@ class _Cursor:
             sub, count = self.unpack("<I"), self.unpack("<Q")
             if sub == _STRING:
                 # a vocabulary: hundreds of thousands of strings, of which only the count matters
-                for _ in range(count):
-                    self.take(self.unpack("<Q"))
+                start = self.pos
+                for i in range(count):
+                    try:
+                        self.take(self.unpack("<Q"))
+                    except _Short as short:
+                        # ask for the rest of the array at once, by the mean string so far
+                        mean = (self.pos - start) / max(i, 1)
+                        rest = int(mean * (count - i) * 1.1) + self.tail_guess
+                        raise _Short(max(short.need, self.pos + rest)) from None
                 return _Count(count)
             if sub in _SCALAR:
                 width = struct.calcsize(_SCALAR[sub])
@@ -101,7 +110,7 @@ def read_header(path: str, size_bytes: int, fetch: Fetch) -> tuple[GgufHeader, i
                 raise HeaderError(
                     f"{path}: header larger than {MAX_HEADER_BYTES >> 20} MiB"
                 ) from None
-            want = min(max(short.need, len(have) * 4), MAX_HEADER_BYTES, size_bytes)
+            want = min(max(short.need, len(have) + FIRST_BYTES), MAX_HEADER_BYTES, size_bytes)
         except (ValueError, struct.error, OverflowError) as exc:
             raise HeaderError(f"{path}: unreadable GGUF header ({exc})") from None
 
@@ -116,6 +125,7 @@ def _parse(path: str, data: bytes) -> GgufHeader:
     if version not in (2, 3):
         raise ValueError(f"GGUF version {version}")
     n_tensors, n_kv = c.unpack("<Q"), c.unpack("<Q")
+    c.tail_guess = (1 << 16) + 160 * n_tensors
     fields: dict[str, Any] = {}
     for _ in range(n_kv):
         key = c.string()
