@@ -315,3 +315,25 @@ def test_front_matter_quotes_and_comments() -> None:
 def test_crlf_line_endings() -> None:
     text = (FIXTURES / "gptq_branches.md").read_text(encoding="utf-8").replace("\n", "\r\n")
     assert len(parse_card(text).variants) == 4
+
+
+def test_raw_html_table_reads_like_a_pipe_table() -> None:
+    card = parse_card((FIXTURES / "html_table_exl3.md").read_text(), repo="someone/Thing-9B-exl3")
+    assert [v.name for v in card.variants] == ["2.5bpw", "4.0bpw", "6.0bpw"]
+    assert [v.bits for v in card.variants] == [2.5, 4.0, 6.0]
+    assert [v.size_bytes for v in card.variants] == [3_100_000_000, 4_900_000_000, 7_000_000_000]
+    assert [v.recommended_by_card for v in card.variants] == [False, True, False]
+    assert {v.format.value for v in card.variants} == {"exl3"}
+
+
+def test_columns_read_from_cells_when_header_words_are_not_english() -> None:
+    card = parse_card((FIXTURES / "foreign_headers.md").read_text(), repo="o/ding-GGUF")
+    assert [v.name for v in card.variants] == [
+        "ding-q4_k_m.gguf",
+        "ding-q5_k_m.gguf",
+        "ding-q8_0.gguf",
+    ]
+    assert [v.quant_method for v in card.variants] == ["q4_K_M", "q5_K_M", "q8_0"]
+    assert [v.size_bytes for v in card.variants] == [4_370_000_000, 5_130_000_000, 7_700_000_000]
+    # the peak-memory table names no file and no quant: not variants
+    assert all(not v.vram_bytes for v in card.variants)
