@@ -35,6 +35,8 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
 
+from quantpick.card.links import repo_format
+from quantpick.card.names import describe
 from quantpick.errors import (
     AuthError,
     DiskSpaceError,
@@ -48,6 +50,7 @@ from quantpick.errors import (
     RevisionNotFoundError as QpRevisionNotFoundError,
 )
 from quantpick.hub.lookup_cache import LookupCache, cache_leaf
+from quantpick.hub.quant_config import read_quant_config
 from quantpick.hub.settings import HubSettings, redact
 from quantpick.records import BranchListing, RemoteFile, RepoListing
 
@@ -352,22 +355,40 @@ class Hub:
     def search_models(
         self, base_model: str, search: str | None = None, limit: int = 50
     ) -> list[str]:
-        """Quantized repos of a base model: the Hub's base_model filter, then a name search."""
+        """Quantized repos of a base model: the Hub's `quantized` relation, then repos filed as
+        finetunes (branch-only exl2 repos often are) and a name search, each of those kept only
+        when its name states a quant or its config.json has a quantization_config."""
         found: list[str] = []
         with self._mapped(base_model):
             # quantizers often drop the version suffix: Mixtral-8x7B-Instruct-v0.1 -> ...-Instruct
             stem = re.sub(r"[-_.]v\d+(\.\d+)*$", "", base_model.split("/")[-1], flags=re.I)
-            for kwargs in (
-                {"filter": f"base_model:quantized:{base_model}"},
-                {"search": search or stem},
+            for checked, kwargs in (
+                (False, {"filter": f"base_model:quantized:{base_model}"}),
+                (True, {"filter": f"base_model:finetune:{base_model}"}),
+                (True, {"search": search or stem}),
             ):
                 models = self._retrying(
                     lambda kw=kwargs: list(  # type: ignore[misc]
                         self._api.list_models(limit=limit, token=self._token_arg, **kw)
                     )
                 )
-                found.extend(m.id for m in models if m.id not in found and m.id != base_model)
+                for m in models:
+                    if m.id in found or m.id == base_model or len(found) >= limit:
+                        continue
+                    if checked and not self._is_quant_repo(m.id):
+                        continue
+                    found.append(m.id)
         return found[:limit]
+
+    def _is_quant_repo(self, repo: str) -> bool:
+        name = repo.split("/")[-1]
+        if repo_format(repo) is not None or describe(name).bits is not None:
+            return True
+        try:
+            config = self.config(repo)
+        except QuantpickError:
+            return False
+        return config is not None and read_quant_config(config) is not None
 
 
 def _endpoint_missing(exc: HfHubHTTPError) -> bool:
