@@ -115,7 +115,8 @@ def test_gguf_repo_without_config_gets_its_shape_from_headers(tmp_path: Path) ->
 def test_a_25_file_repo_costs_one_range_per_file_and_nothing_the_second_time(
     tmp_path: Path,
 ) -> None:
-    files = {f"m-part{i:02d}-Q8_0.gguf": gguf_bytes(GgufModel(vocab=64 + i)) for i in range(25)}
+    # make_repo writes a GgufModel as a real GGUF file
+    files = {f"m-part{i:02d}-Q8_0.gguf": GgufModel(vocab=64 + i) for i in range(25)}
     make_repo(tmp_path / "hub", "o/many-GGUF", {"main": files}, readme="# m\n")
     with HubServer(tmp_path / "hub") as hub:
         doc = _list(hub, tmp_path, "o/many-GGUF")

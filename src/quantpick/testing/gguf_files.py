@@ -2,7 +2,7 @@
 
 Small tensors, a real header: architecture, layer/head counts, context, vocabulary (a large one
 makes the header longer than a reader's first range), file type and every tensor's type.
-`make_repo(root, repo, {"main": {"m-Q8_0.gguf": gguf_bytes(...)}})` serves one.
+`make_repo(root, repo, {"main": {"m-Q8_0.gguf": GgufModel(...)}})` serves one.
 """
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter
-from gguf.constants import GGML_QUANT_SIZES
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,8 +30,12 @@ class GgufModel:
     tied: bool = False
 
 
-def _tensor(writer: GGUFWriter, name: str, shape: tuple[int, ...], qtype: str) -> None:
+def _tensor(writer: Any, name: str, shape: tuple[int, ...], qtype: str) -> None:
     """`shape` in numpy order (rows, row length); a quantized row is stored as its bytes."""
+    import numpy as np
+    from gguf import GGMLQuantizationType
+    from gguf.constants import GGML_QUANT_SIZES
+
     kind = GGMLQuantizationType[qtype]
     if kind is GGMLQuantizationType.F32:
         writer.add_tensor(name, np.zeros(shape, dtype=np.float32))
@@ -45,6 +46,9 @@ def _tensor(writer: GGUFWriter, name: str, shape: tuple[int, ...], qtype: str) -
 
 
 def gguf_bytes(model: GgufModel | None = None) -> bytes:
+    # gguf brings numpy: imported when a file is written, not with the loopback Hub
+    from gguf import GGUFWriter
+
     m = model or GgufModel()
     head_dim = m.hidden // m.heads
     with tempfile.TemporaryDirectory() as tmp:
