@@ -127,6 +127,16 @@ RuntimeOpt = Annotated[
         show_default=False,
     ),
 ]
+TimeoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--timeout",
+        envvar="QUANTPICK_TIMEOUT",
+        help="Seconds to wait for a server to connect or send anything before retrying. "
+        "Default: 30.",
+        show_default=False,
+    ),
+]
 ReserveOpt = Annotated[
     str,
     typer.Option(
@@ -179,13 +189,14 @@ def list_cmd(
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Show a repo's quantized variants: the card's table, checked against the Hub."""
     from quantpick.cli import output, render
     from quantpick.commands import args, listing
 
     out = output.Out(quiet=quiet, verbose=verbose)
-    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
+    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
@@ -215,13 +226,14 @@ def pick_cmd(
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Print only the best variant's name that fits (for BRANCH=$(quantpick pick ...))."""
     from quantpick.cli import output, render
     from quantpick.commands import args, pick
 
     out = output.Out(quiet=quiet, verbose=verbose)
-    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
+    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
     out.json(result) if json else render.render_pick(out, result)
@@ -271,8 +283,9 @@ def fetch_cmd(
         str,
         typer.Option(
             "--backend",
-            help="auto (quantpick's resumable ranged engine for large files, huggingface_hub "
-            "for small and Xet ones), ranged, hf_transfer or hub.",
+            help="auto (quantpick's resumable ranged engine for large files and Xet ones, over "
+            "the Hub's bridge; huggingface_hub for small ones), ranged, hf_transfer, or hub "
+            "(huggingface_hub; hf_xet for Xet files, no resume within a file).",
         ),
     ] = "auto",
     max_workers: Annotated[
@@ -285,24 +298,40 @@ def fetch_cmd(
             show_default=False,
         ),
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="Hash every file already present, whatever earlier checks said."
+        ),
+    ] = False,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Take files the Hub (a partial mirror) gives no hash for; recorded as unverified.",
+        ),
+    ] = False,
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
     cache_dir: CacheDirOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Choose (or take) a variant and download exactly its files, verified; prints the path last."""
     from quantpick.cli import output, render
     from quantpick.commands import args, fetch
 
     out = output.Out(quiet=quiet, verbose=verbose)
-    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
+    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
     choice = fetch.Choice(branch=branch, file=file, search=search)
-    opts = fetch.FetchArgs(local_dir, revision, dry_run, backend, max_workers)
+    opts = fetch.FetchArgs(
+        local_dir, revision, dry_run, backend, max_workers, verify, allow_unverified
+    )
     result = fetch.fetch(repo, choice, budget, config, hub, opts, out)
     out.json(result) if json else render.render_fetch(out, result)
 
@@ -329,13 +358,14 @@ def search_cmd(
     cache_dir: CacheDirOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Rank the variants of every quantized repo of a base model: the best that fits first."""
     from quantpick.cli import output, render
     from quantpick.commands import args, search
 
     out = output.Out(quiet=quiet, verbose=verbose)
-    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
+    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = search.search(base_model, budget, formats, limit, hub)
     out.json(result) if json else render.render_search(out, result)

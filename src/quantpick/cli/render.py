@@ -235,9 +235,17 @@ def render_fetch(out: Out, result: FetchResult) -> None:
             f"{gb(result.missing_bytes)} to transfer"
         )
         return
+    hashed = sum(f.status == "verified" for f in result.files)
+    unverified = sum(f.status == "unverified" for f in result.files)
+    trusted = len(result.files) - hashed - unverified
+    checked = f"{hashed} hashed and verified"
+    if trusted:
+        checked += f", {trusted} unchanged since their last check (--verify re-hashes them)"
+    if unverified:
+        checked += f", {unverified} UNVERIFIED (the Hub gave no hash)"
     out.info(
         f"{result.repo}@{result.revision} ({result.commit_sha[:12]}): "
-        f"{len(result.files)} files, {gb(result.transferred_bytes)} transferred, verified"
+        f"{len(result.files)} files, {gb(result.transferred_bytes)} transferred, {checked}"
     )
     out.line(result.local_dir)
 

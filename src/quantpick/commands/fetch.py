@@ -5,6 +5,7 @@ hf_transfer and huggingface_hub sit behind `download`/`hub`, imported only when 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,10 @@ class FetchArgs:
     backend: str
     # None: TransferOptions' default (from the CPU count)
     max_workers: int | None
+    # hash every file already present, whatever earlier checks said
+    verify: bool = False
+    # take files the Hub gives no hash for
+    allow_unverified: bool = False
 
 
 def choose_variant(
@@ -158,13 +163,14 @@ def fetch(
         rec.reasons if rec else (choice.reasons or (f"{variant.name} named on the command line",))
     )
     estimate = rec.pick.estimate if rec and rec.pick else None
-    options = (
-        TransferOptions()
-        if opts.max_workers is None
-        else TransferOptions(max_workers=opts.max_workers)
-    )
+    # the ranged engine's connect/read timeout and the stall watchdog follow --timeout, unless
+    # QUANTPICK_STALL_TIMEOUT sets the watchdog alone
+    tuning = {"stall_timeout_s": hub.settings.timeout_s, **_transfer_env(opts.max_workers)}
+    options = TransferOptions(allow_unverified=opts.allow_unverified, **tuning)  # type: ignore[arg-type]
     try:
-        plan = plan_fetch(hub, repo, variant, opts.revision, opts.local_dir, backend)
+        plan = plan_fetch(
+            hub, repo, variant, opts.revision, opts.local_dir, backend, recheck=opts.verify
+        )
         if opts.dry_run:
             return fetch_result(settle_joins(plan), reasons, dry_run=True, transferred=0)
         done = execute(
@@ -172,7 +178,13 @@ def fetch(
         )
     except OSError as exc:
         raise _local_fs_error(exc, opts.local_dir) from None
-    return fetch_result(plan, reasons, dry_run=False, transferred=done.transferred_bytes)
+    return fetch_result(
+        plan,
+        reasons,
+        dry_run=False,
+        transferred=done.transferred_bytes,
+        hashed=frozenset(done.hashed_paths),
+    )
 
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -212,15 +224,31 @@ def _local_fs_error(exc: OSError, local_dir: Path | None) -> QuantpickError:
     )
 
 
+# a file an earlier run hashed, trusted now because its size and mtime did not change since
+UNCHANGED = "unchanged since checked"
+
+
 def fetch_result(
-    plan: FetchPlan, reasons: tuple[str, ...], *, dry_run: bool, transferred: int
+    plan: FetchPlan,
+    reasons: tuple[str, ...],
+    *,
+    dry_run: bool,
+    transferred: int,
+    hashed: frozenset[str] = frozenset(),
 ) -> FetchResult:
+    unchecked = {f.path for f in plan.files if f.hashless}
+
+    def status(path: str) -> str:
+        if path in unchecked:
+            return "unverified"
+        return "verified" if path in hashed else UNCHANGED
+
     files = tuple(
         FileOut(
             path=f.path,
             size_bytes=f.size_bytes,
             sha256=f.sha256,
-            status=f"{f.state.value}, {f.backend.value}" if dry_run else "verified",
+            status=f"{f.state.value}, {f.backend.value}" if dry_run else status(f.path),
         )
         for f in plan.files
     )
@@ -236,3 +264,26 @@ def fetch_result(
         files=files,
         reasons=reasons,
     )
+
+
+def _transfer_env(max_workers: int | None) -> dict[str, float]:
+    """QUANTPICK_STALL_TIMEOUT (seconds, `30` or `30s`) and QUANTPICK_RETRIES: for slow links and
+    for tests that need a stall to end in seconds, not minutes."""
+    out: dict[str, float] = {} if max_workers is None else {"max_workers": max_workers}
+    for name, key in (
+        ("QUANTPICK_STALL_TIMEOUT", "stall_timeout_s"),
+        ("QUANTPICK_RETRIES", "retries"),
+    ):
+        raw = os.environ.get(name, "").strip().removesuffix("s")
+        if not raw:
+            continue
+        try:
+            value = float(raw) if key == "stall_timeout_s" else int(raw)
+        except ValueError:
+            raise UsageError(
+                f"{name}={os.environ[name]!r} is not a number", f"e.g. {name}=30"
+            ) from None
+        if value < (0.1 if key == "stall_timeout_s" else 0):
+            raise UsageError(f"{name} must be positive", f"e.g. {name}=30")
+        out[key] = value
+    return out

@@ -52,8 +52,10 @@ class Backend(StrEnum):
     # quantpick's own resumable ranged-GET engine (transfer.py)
     RANGED = "ranged"
     HF_TRANSFER = "hf_transfer"
-    # huggingface_hub's hf_hub_download: small files, Xet-backed files, and through proxies
+    # huggingface_hub's hf_hub_download: small files, and everything behind a proxy
     HUB = "hub"
+    # huggingface_hub handing a Xet-backed file to hf_xet (what `hub` means for such a file)
+    HF_XET = "hf_xet"
 
 
 class FileState(StrEnum):
@@ -78,6 +80,8 @@ class PlannedFile(Record):
     sha256: str | None = None
     git_oid: str | None = None
     role: FileRole = FileRole.MODEL
+    # Xet-backed on the Hub: the bridge (ranged) or hf_xet moves it
+    xet: bool = False
     backend: Backend = Backend.HUB
     state: FileState = FileState.MISSING
     # bytes already on disk that will not move again (the whole file when COMPLETE)
@@ -86,6 +90,11 @@ class PlannedFile(Record):
     @property
     def lfs(self) -> bool:
         return self.sha256 is not None
+
+    @property
+    def hashless(self) -> bool:
+        """The Hub gave no hash for it: its bytes can be taken, never verified."""
+        return self.sha256 is None and self.git_oid is None
 
     @property
     def missing_bytes(self) -> int:
@@ -215,9 +224,22 @@ def _projector(tree: tuple[RemoteFile, ...], folders: set[str]) -> RemoteFile | 
     return min(candidates, key=rank)
 
 
-def choose_backend(size_bytes: int, requested: Backend, small_file_bytes: int) -> Backend:
-    """Small files always go through huggingface_hub; large ones through the requested engine."""
-    if requested is Backend.HUB or size_bytes < max(small_file_bytes, 1):
+def choose_backend(
+    size_bytes: int, requested: Backend, small_file_bytes: int, *, xet: bool = False
+) -> Backend:
+    """Small files go through huggingface_hub, large ones through the requested engine.
+
+    A Xet-backed file goes, whatever its size, through the ranged engine over the Hub's bridge URL
+    (resumable, hashed as it arrives, under quantpick's stall watchdog; why, measured: README
+    "Downloads"), unless huggingface_hub/hf_xet or hf_transfer is asked for.
+    """
+    if xet:
+        if requested in (Backend.HUB, Backend.HF_XET):
+            return Backend.HF_XET
+        if requested is Backend.HF_TRANSFER and size_bytes >= max(small_file_bytes, 1):
+            return Backend.HF_TRANSFER
+        return Backend.RANGED
+    if requested in (Backend.HUB, Backend.HF_XET) or size_bytes < max(small_file_bytes, 1):
         return Backend.HUB
     return Backend.RANGED if requested is Backend.AUTO else requested
 
@@ -245,7 +267,9 @@ def plan_fetch(
     revision = revision or default_revision(variant)
     commit = hub.commit_sha(repo, revision)
     tree = hub.files(repo, commit)
-    selected = select_files(variant, tree)
+    selected = tuple(
+        (_with_hash(hub, repo, commit, f), role) for f, role in select_files(variant, tree)
+    )
     target = Path(local_dir) if local_dir is not None else default_local_dir(repo, variant.name)
     known = {} if recheck else known_good(target, commit)
     if backend is Backend.AUTO and _proxied(hub.settings.endpoint):
@@ -260,7 +284,8 @@ def plan_fetch(
                 sha256=f.sha256,
                 git_oid=f.git_oid,
                 role=role,
-                backend=choose_backend(f.size_bytes, backend, small_file_bytes),
+                xet=f.xet,
+                backend=choose_backend(f.size_bytes, backend, small_file_bytes, xet=f.xet),
             ),
             known.get(f.path),
         )
@@ -276,6 +301,14 @@ def plan_fetch(
         small_file_bytes=small_file_bytes,
         recheck=recheck,
     )
+
+
+def _with_hash(hub: Hub, repo: str, commit: str, f: RemoteFile) -> RemoteFile:
+    """A file the listing gave no hash for (a partial mirror): ask a fresh HEAD for one."""
+    if f.sha256 is not None or f.git_oid is not None:
+        return f
+    sha256, git_oid = hub.file_hashes(repo, commit, f.path)
+    return f.model_copy(update={"sha256": sha256, "git_oid": git_oid})
 
 
 def _proxied(endpoint: str) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx2 as httpx  # huggingface_hub 2.x transport; its errors are not wrapped
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, set_client_factory
 from huggingface_hub.errors import (
     EntryNotFoundError as HfEntryNotFoundError,
 )
@@ -34,6 +34,8 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
+from huggingface_hub.utils._http import hf_request_event_hook
+from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
 from quantpick.card.links import repo_format
 from quantpick.card.names import describe
@@ -52,6 +54,7 @@ from quantpick.errors import (
 from quantpick.hub.lookup_cache import LookupCache, cache_leaf
 from quantpick.hub.quant_config import read_quant_config
 from quantpick.hub.settings import HubSettings, redact
+from quantpick.hub.xet import XetLimits, configure_xet, raised_by_hf_xet, xet_errors
 from quantpick.records import BranchListing, RemoteFile, RepoListing
 
 T = TypeVar("T")
@@ -74,6 +77,7 @@ class Hub:
             # one-line stderr contract; quantpick reports those conditions itself
             hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
             warnings.filterwarnings("ignore", module=r"huggingface_hub(\.|$)")
+        _use_timeouts(settings.timeout_s)
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
         )
@@ -99,6 +103,8 @@ class Hub:
             raise RepoNotFoundError(f"{repo!r} is not a repository id") from None
         except GatedRepoError:
             raise AuthError(f"{repo} is gated and this token has no access to it") from None
+        except xet_errors() as exc:
+            raise xet_error(exc, repo, path) from None
         except RepositoryNotFoundError:
             if token is None:
                 # without a token the Hub answers alike for a missing and a private repo
@@ -222,6 +228,7 @@ class Hub:
                 size_bytes=e.size,
                 sha256=e.lfs.sha256 if e.lfs is not None else None,
                 git_oid=e.blob_id,
+                xet=bool(e.xet_hash),
             )
             for e in entries
             if isinstance(e, RepoFile)
@@ -298,9 +305,32 @@ class Hub:
                 self._cache.write_text(repo, leaf, text)
         try:
             data = json.loads(text) if text is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):
+            # a config nested past the parser's depth is as unreadable as one that is not JSON
             return None
         return data if isinstance(data, dict) else None
+
+    def file_hashes(self, repo: str, revision: str, path: str) -> tuple[str | None, str | None]:
+        """(sha256, git blob id) from a fresh HEAD of the file: X-Linked-Etag or ETag.
+
+        For a mirror that lists no hashes; an ETag that is neither (nginx's size-mtime) gives
+        (None, None), and the file can only be taken unverified.
+        """
+        with self._mapped(repo, revision, path):
+            meta = self._retrying(
+                lambda: get_hf_file_metadata(
+                    self.resolve_url(repo, revision, path),
+                    token=self._token_arg,
+                    endpoint=self.settings.endpoint,
+                    library_name="quantpick",
+                )
+            )
+        etag = (meta.etag or "").strip('"').lower()
+        if re.fullmatch(r"[0-9a-f]{64}", etag):
+            return etag, None
+        if re.fullmatch(r"[0-9a-f]{40}", etag):
+            return None, etag
+        return None, None
 
     def resolve_url(self, repo: str, revision: str, path: str) -> str:
         return (
@@ -338,18 +368,39 @@ class Hub:
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
 
-    def download_file(self, repo: str, revision: str, path: str, local_dir: Path) -> Path:
-        """A small file through huggingface_hub (also the path for Xet-backed files)."""
+    def download_file(
+        self,
+        repo: str,
+        revision: str,
+        path: str,
+        local_dir: Path,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        xet_limits: XetLimits | None = None,
+    ) -> Path:
+        """One file through huggingface_hub: plain HTTP, or hf_xet where the Hub offers Xet.
+
+        `on_bytes` hears of bytes as they arrive (hf_xet reports nothing otherwise); `xet_limits`
+        bound hf_xet's stalls and retries, from the first hf_xet download of this process on.
+        """
+        if xet_limits is not None:
+            configure_xet(xet_limits)
         with self._mapped(repo, revision, path):
-            out = hf_hub_download(
-                repo,
-                path,
-                revision=revision,
-                endpoint=self.settings.endpoint,
-                token=self._token_arg,
-                local_dir=local_dir,
-                cache_dir=self.settings.cache_dir,
-            )
+            try:
+                out = hf_hub_download(
+                    repo,
+                    path,
+                    revision=revision,
+                    endpoint=self.settings.endpoint,
+                    token=self._token_arg,
+                    local_dir=local_dir,
+                    cache_dir=self.settings.cache_dir,
+                    tqdm_class=_byte_counter(on_bytes) if on_bytes is not None else None,
+                )
+            except RuntimeError as exc:
+                if not raised_by_hf_xet(exc):
+                    raise
+                raise xet_error(exc, repo, path) from None
         return Path(out)
 
     def search_models(
@@ -389,6 +440,79 @@ class Hub:
         except QuantpickError:
             return False
         return config is not None and read_quant_config(config) is not None
+
+
+class _TimeoutTransport(httpx.HTTPTransport):
+    """Every request gets connect/read/write/pool timeouts: huggingface_hub passes timeout=None
+    on many API calls, which would wait on a silent server forever."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self.timeout_s = timeout_s
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        t = self.timeout_s
+        request.extensions["timeout"] = {"connect": t, "read": t, "write": t, "pool": t}
+        return super().handle_request(request)
+
+
+_timeout_lock = threading.Lock()
+_timeout_set: float | None = None
+
+
+def _use_timeouts(timeout_s: float) -> None:
+    """huggingface_hub shares one client per process: (re)made once with these timeouts."""
+    global _timeout_set
+    with _timeout_lock:
+        if _timeout_set == timeout_s:
+            return
+        _timeout_set = timeout_s
+        set_client_factory(
+            lambda: httpx.Client(
+                event_hooks={"request": [hf_request_event_hook]},
+                follow_redirects=True,
+                transport=_TimeoutTransport(timeout_s),
+                timeout=timeout_s,
+            )
+        )
+
+
+def xet_error(exc: BaseException, repo: str, path: str | None) -> QuantpickError:
+    """hf_xet's failures (RuntimeError and two OSErrors, text only) as quantpick's exit codes."""
+    what = path or repo
+    if type(exc).__name__ == "XetAuthenticationError":
+        return AuthError(f"the Xet storage refused access to {what} in {repo}")
+    if "No space left on device" in str(exc) or "os error 28" in str(exc):
+        return DiskSpaceError(f"the disk filled up while writing {what}")
+    # hf_xet names the URL that failed: a pre-signed one is a credential until it expires
+    text = re.sub(r"(https?://[^\s?]+)\?\S*", r"\1", str(exc))
+    reason = text.splitlines()[0][:200] if text else type(exc).__name__
+    return NetworkError(
+        f"the Xet storage failed for {what} in {repo}: {reason}",
+        "run the same command again later; --backend ranged fetches through the Hub's bridge",
+    )
+
+
+def _byte_counter(on_bytes: Callable[[int], None]) -> type[hf_tqdm]:
+    """A silent progress bar that hands each byte count on: hf_xet and plain HTTP both use it."""
+
+    class _Counter(hf_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if n:
+                on_bytes(int(n))
+            return None
+
+        def update_transfer(self, n: float | None = 1) -> None:
+            """hf_xet's wire bytes: one bar of file bytes is what is reported."""
+
+        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            """Nothing is shown."""
+
+    return _Counter
 
 
 def _endpoint_missing(exc: HfHubHTTPError) -> bool:
