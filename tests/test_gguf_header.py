@@ -87,7 +87,8 @@ def _list(server: HubServer, tmp_path: Path, repo: str) -> dict[str, object]:
     return doc
 
 
-def test_gguf_repo_without_config_gets_its_shape_from_headers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("xet", [True, False], ids=["xet", "plain-lfs"])
+def test_gguf_repo_without_config_gets_its_shape_from_headers(tmp_path: Path, xet: bool) -> None:
     model = GgufModel(layers=3, hidden=128, heads=8, kv_heads=2, vocab=300, context=8192)
     q8, q4 = gguf_bytes(model), gguf_bytes(GgufModel(**{**model.__dict__, "ggml_type": "Q4_K"}))
     make_repo(
@@ -96,6 +97,7 @@ def test_gguf_repo_without_config_gets_its_shape_from_headers(tmp_path: Path) ->
         {"main": {"m-Q8_0.gguf": q8, "m-Q4_K_M.gguf": q4}},
         readme="# m GGUF\n",
         lfs_threshold_bytes=1024,
+        xet=xet,
     )
     with HubServer(tmp_path / "hub") as hub:
         doc = _list(hub, tmp_path, "o/m-GGUF")
@@ -103,6 +105,8 @@ def test_gguf_repo_without_config_gets_its_shape_from_headers(tmp_path: Path) ->
         assert ranged
         # headers only: every read is ranged, nothing fetched whole
         assert all(r.range is not None for r in ranged)
+        # the Hub redirects (to the Xet bridge or the LFS CDN), which serves the Range
+        assert {r.status for r in ranged} == {302, 206}
     assert "GGUF header" in str(doc["shape_origin"])
     variants = {v["name"]: v for v in doc["variants"]}  # type: ignore[attr-defined]
     for name, data in (("m-Q8_0.gguf", q8), ("m-Q4_K_M.gguf", q4)):
