@@ -337,3 +337,14 @@ def test_columns_read_from_cells_when_header_words_are_not_english() -> None:
     assert [v.size_bytes for v in card.variants] == [4_370_000_000, 5_130_000_000, 7_700_000_000]
     # the peak-memory table names no file and no quant: not variants
     assert all(not v.vram_bytes for v in card.variants)
+
+
+def test_no_pipe_table_with_cache_columns_and_context_in_prose() -> None:
+    card = parse_card((FIXTURES / "nopipe_cache_columns.md").read_text(), repo="o/Thing-20B-exl2")
+    assert [(v.name, v.bits, v.head_bits) for v in card.variants] == [
+        ("4.0bpw", 4.0, 6.0),
+        ("6.0bpw", 6.0, 8.0),
+    ]
+    q4 = card.variants[0].vram_bytes_by_cache[CacheMode.Q4]
+    assert q4 == {8192: round(11.2 * GIB)}
+    assert card.variants[1].vram_bytes_by_cache[CacheMode.FP16] == {8192: round(17.3 * GIB)}
