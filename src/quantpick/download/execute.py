@@ -221,8 +221,6 @@ def _fetch_locked(
         # appending part b (and on) to part a needs their size again until they are deleted
         join_extra = sum(p.size_bytes for p in join[1][1:])
     if todo:
-        # what huggingface_hub left of a killed fetch (we hold the lock): gone before the disk check
-        shutil.rmtree(local_dir / STATE_DIR / HUB_STAGING, ignore_errors=True)
         sources = _preflight(ctx, todo, join_extra)
         transfer(ctx, todo, sources)
     if join is not None and joined is None:
@@ -355,7 +353,8 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
 
 
 def _fresh_staging(local_dir: Path) -> None:
-    """huggingface_hub follows whatever it finds in its local_dir: each run starts with none.
+    """huggingface_hub follows whatever it finds in its local_dir: each run starts with none, and
+    what a killed fetch left there is gone before the disk check counts free space.
 
     A link there was planted (quantpick never makes one), so the fetch stops before any byte.
     """
