@@ -37,6 +37,8 @@ from huggingface_hub.utils import logging as hf_logging
 from huggingface_hub.utils._http import hf_request_event_hook
 from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
+from quantpick.card.links import repo_format
+from quantpick.card.names import describe
 from quantpick.errors import (
     AuthError,
     DiskSpaceError,
@@ -50,6 +52,7 @@ from quantpick.errors import (
     RevisionNotFoundError as QpRevisionNotFoundError,
 )
 from quantpick.hub.lookup_cache import LookupCache, cache_leaf
+from quantpick.hub.quant_config import read_quant_config
 from quantpick.hub.settings import HubSettings, redact
 from quantpick.hub.xet import XetLimits, configure_xet, raised_by_hf_xet, xet_errors
 from quantpick.records import BranchListing, RemoteFile, RepoListing
@@ -335,6 +338,33 @@ class Hub:
             f"{quote(revision, safe='')}/{quote(path)}"
         )
 
+    def read_range(self, repo: str, revision: str, path: str, start: int, end: int) -> bytes:
+        """Bytes start..end (inclusive) of a file. The resolve URL redirects large files to a CDN
+        or the Xet bridge, both of which serve Range; httpx drops the token on a cross-host hop."""
+        headers = {**self.auth_headers(), "range": f"bytes={start}-{end}"}
+
+        def get() -> bytes:
+            r = httpx.get(
+                self.resolve_url(repo, revision, path),
+                headers=headers,
+                follow_redirects=True,
+                timeout=30.0,
+            )
+            if r.status_code not in (200, 206):
+                raise NetworkError(f"HTTP {r.status_code} reading {path} of {repo}")
+            body = r.content
+            # a server that ignores Range sends the whole file: keep only what was asked
+            return body[: end - start + 1] if r.status_code == 206 else body[start : end + 1]
+
+        with self._mapped(repo, revision, path):
+            return self._retrying(get)
+
+    def cached_text(self, repo: str, leaf: str) -> str | None:
+        return self._cache.read_text(repo, leaf)
+
+    def cache_text(self, repo: str, leaf: str, text: str) -> None:
+        self._cache.write_text(repo, leaf, text)
+
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
 
@@ -376,22 +406,40 @@ class Hub:
     def search_models(
         self, base_model: str, search: str | None = None, limit: int = 50
     ) -> list[str]:
-        """Quantized repos of a base model: the Hub's base_model filter, then a name search."""
+        """Quantized repos of a base model: the Hub's `quantized` relation, then repos filed as
+        finetunes (branch-only exl2 repos often are) and a name search, each of those kept only
+        when its name states a quant or its config.json has a quantization_config."""
         found: list[str] = []
         with self._mapped(base_model):
             # quantizers often drop the version suffix: Mixtral-8x7B-Instruct-v0.1 -> ...-Instruct
             stem = re.sub(r"[-_.]v\d+(\.\d+)*$", "", base_model.split("/")[-1], flags=re.I)
-            for kwargs in (
-                {"filter": f"base_model:quantized:{base_model}"},
-                {"search": search or stem},
+            for checked, kwargs in (
+                (False, {"filter": f"base_model:quantized:{base_model}"}),
+                (True, {"filter": f"base_model:finetune:{base_model}"}),
+                (True, {"search": search or stem}),
             ):
                 models = self._retrying(
                     lambda kw=kwargs: list(  # type: ignore[misc]
                         self._api.list_models(limit=limit, token=self._token_arg, **kw)
                     )
                 )
-                found.extend(m.id for m in models if m.id not in found and m.id != base_model)
+                for m in models:
+                    if m.id in found or m.id == base_model or len(found) >= limit:
+                        continue
+                    if checked and not self._is_quant_repo(m.id):
+                        continue
+                    found.append(m.id)
         return found[:limit]
+
+    def _is_quant_repo(self, repo: str) -> bool:
+        name = repo.split("/")[-1]
+        if repo_format(repo) is not None or describe(name).bits is not None:
+            return True
+        try:
+            config = self.config(repo)
+        except QuantpickError:
+            return False
+        return config is not None and read_quant_config(config) is not None
 
 
 class _TimeoutTransport(httpx.HTTPTransport):
