@@ -170,7 +170,7 @@ class Budget(Record):
     context_tokens: int
     cache_mode: CacheMode = CacheMode.FP16
     runtime: Runtime | None = None
-    source: Literal["user", "nvml", "nvidia-smi", "env"] = "user"
+    source: Literal["user", "nvml", "nvidia-smi", "rocm-smi", "sysctl", "env"] = "user"
 
     @property
     def usable_bytes(self) -> int:

@@ -6,17 +6,15 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
+from quantpick.cli import examples
 from quantpick.errors import ExitCode, QuantpickError
 
 # Imported lazily inside the commands: `--help` and completion must not pay for pydantic models,
 # rich or huggingface_hub (a CLI called in shell loops has to start fast).
-if TYPE_CHECKING:
-    from quantpick.cli.output import Out
-
 # The default VRAM kept free per GPU (GiB): a desktop session and the driver's own headroom.
 DEFAULT_RESERVE = "0.5"
 
@@ -36,6 +34,7 @@ Exit codes:
   9    not enough disk space
   10   target directory locked by another quantpick
   11   --vram auto found no GPU
+  13   target directory holds another repo or variant (--replace)
   130  interrupted (Ctrl-C); run again to resume
   143  terminated (SIGTERM); run again to resume
 """
@@ -55,7 +54,22 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (= --format json).")
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        metavar="auto|human|json|quiet",
+        help="Output: human tables and lines (auto), one JSON document (json), or only the "
+        "names/path (quiet: no stderr chatter either).",
+    ),
+]
+WideOpt = Annotated[
+    bool,
+    typer.Option("--wide", help="Every table column, whatever the terminal's width."),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress on stderr.")]
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log each Hub request to stderr (tokens redacted).")
@@ -70,11 +84,21 @@ TokenOpt = Annotated[
 ]
 EndpointOpt = Annotated[
     str | None,
-    typer.Option("--endpoint", envvar="HF_ENDPOINT", help="Hub or mirror URL.", show_default=False),
+    typer.Option(
+        "--endpoint",
+        envvar="HF_ENDPOINT",
+        metavar="URL",
+        help="Hub or mirror URL.",
+        show_default=False,
+    ),
 ]
 CacheDirOpt = Annotated[
     Path | None,
-    typer.Option("--cache-dir", help="Cache directory. Default: $HF_HOME/hub.", show_default=False),
+    typer.Option(
+        "--cache-dir",
+        help="huggingface_hub's cache. Default: $HF_HUB_CACHE, else $HF_HOME/hub.",
+        show_default=False,
+    ),
 ]
 OfflineOpt = Annotated[
     bool,
@@ -116,7 +140,9 @@ CtxOpt = Annotated[
 ]
 CacheOpt = Annotated[
     str,
-    typer.Option("--cache", help="KV-cache mode: fp16, fp8, q8, q6, q4."),
+    typer.Option(
+        "--kv-cache", "--cache", metavar="MODE", help="KV-cache mode: fp16, fp8, q8, q6, q4."
+    ),
 ]
 RuntimeOpt = Annotated[
     str | None,
@@ -138,32 +164,83 @@ ReserveOpt = Annotated[
 def handled(fn: Callable[P, R]) -> Callable[P, R]:
     """Our own errors become `error:`/`hint:` lines and their exit code; a bug still tracebacks."""
 
+    command = fn.__name__.removesuffix("_cmd")
+
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except QuantpickError as err:
-            _out(quiet=False).error(err)
+            _fail(command, err, kwargs)
             raise typer.Exit(int(err.exit_code)) from None
         except KeyboardInterrupt:
-            _out(quiet=False).error(
-                QuantpickError("interrupted", "run the same command again to resume")
-            )
+            stop = QuantpickError("interrupted", "run the same command again to resume")
+            stop.exit_code = ExitCode.INTERRUPTED
+            _fail(command, stop, kwargs)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
     return wrapper
 
 
-def _out(*, quiet: bool, verbose: bool = False) -> Out:
-    from quantpick.cli.output import Out
+def _fail(command: str, err: QuantpickError, kwargs: dict[str, object]) -> None:
+    """The error lines on stderr; with --json also an error document on stdout, for scripts."""
+    from quantpick.cli import output
 
-    return Out(quiet=quiet, verbose=verbose)
+    out = output.current()
+    out.error(err)
+    fmt = kwargs.get("output_format")
+    if kwargs.get("json") or fmt == "json":
+        out.json_error(command, err)
 
 
-@app.command("list")
+def _mode(json: bool, fmt: str) -> str:
+    from quantpick.cli.output import OUTPUT_FORMATS
+    from quantpick.errors import UsageError
+
+    if json:
+        return "json"
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}", f"use one of {', '.join(OUTPUT_FORMATS)}")
+    return fmt
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"quantpick {version('quantpick')}")
+        except PackageNotFoundError:
+            typer.echo("quantpick (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Pick and download the right quantized variant of a Hugging Face model for your GPU."""
+
+
+RepoArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="REPO_ID",
+        help="OWNER/NAME, OWNER/NAME:BRANCH, OWNER/NAME@REV, hf://OWNER/NAME@REV or a Hub URL.",
+        show_default=False,
+    ),
+]
+
+
+@app.command("list", epilog=examples.LIST)
 @handled
 def list_cmd(
-    repo: Annotated[str | None, typer.Argument(help="OWNER/NAME or OWNER/NAME:BRANCH.")] = None,
+    repo: RepoArg = None,
     card: CardOpt = None,
     revision: RevisionOpt = None,
     vram: VramOpt = None,
@@ -172,6 +249,8 @@ def list_cmd(
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
     config: ConfigOpt = None,
+    wide: WideOpt = False,
+    output_format: FormatOpt = "auto",
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -184,22 +263,19 @@ def list_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import args, listing
 
-    out = output.Out(quiet=quiet, verbose=verbose)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
     result = listing.list_variants(repo, card, revision, config, hub, budget, out)
-    if json:
-        out.json(result)
-    else:
-        render.render_list(out, result)
+    render.render_list(out, result)
 
 
-@app.command("pick")
+@app.command("pick", epilog=examples.PICK)
 @handled
 def pick_cmd(
-    repo: Annotated[str | None, typer.Argument(help="OWNER/NAME.")] = None,
+    repo: RepoArg = None,
     card: CardOpt = None,
     revision: RevisionOpt = None,
     vram: VramOpt = None,
@@ -208,6 +284,7 @@ def pick_cmd(
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
     config: ConfigOpt = None,
+    output_format: FormatOpt = "auto",
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -220,24 +297,37 @@ def pick_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import args, pick
 
-    out = output.Out(quiet=quiet, verbose=verbose)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format))
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
-    out.json(result) if json else render.render_pick(out, result)
+    render.render_pick(out, result)
     pick.exit_if_nothing_fits(result, out)
 
 
-@app.command("fetch")
+@app.command("fetch", epilog=examples.FETCH)
 @handled
 def fetch_cmd(
-    repo: Annotated[str, typer.Argument(help="OWNER/NAME or OWNER/NAME:BRANCH.")],
+    repo: Annotated[
+        str,
+        typer.Argument(
+            metavar="REPO_ID",
+            help="OWNER/NAME[:BRANCH], OWNER/NAME@REV, hf://OWNER/NAME@REV or a Hub URL "
+            "(…/tree/BRANCH, …/blob/REV/FILE).",
+            show_default=False,
+        ),
+    ],
     branch: Annotated[
         str | None, typer.Option("--branch", "-b", help="Take this branch; skip the choice.")
     ] = None,
     file: Annotated[
         str | None,
-        typer.Option("--file", "-f", help="Take this GGUF file (with its split parts)."),
+        typer.Option(
+            "--file",
+            "-f",
+            help="Take this GGUF file (with its split parts); a unique part of a name, such as "
+            "Q4_K_M, is enough.",
+        ),
     ] = None,
     search: Annotated[
         bool,
@@ -256,14 +346,49 @@ def fetch_cmd(
         typer.Option(
             "--local-dir",
             envvar="QUANTPICK_LOCAL_DIR",
-            help="Where to put the files. Default: ./<repo-name>-<variant>.",
+            help="Where to put the files. Default: $QUANTPICK_MODELS/OWNER/NAME/VARIANT when "
+            "QUANTPICK_MODELS is set, else ./OWNER__NAME-VARIANT.",
             show_default=False,
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="The directory holds another repo or variant: replace it (its files removed, "
+            "files quantpick did not write kept).",
+        ),
+    ] = False,
     revision: Annotated[
         str | None,
-        typer.Option("--revision", help="Pin a commit sha (reproducible CI) or another branch."),
+        typer.Option(
+            "--revision",
+            help="A branch (as `hf download --revision` takes it) or a commit sha to pin "
+            "(reproducible CI).",
+        ),
     ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            metavar="GLOB",
+            help="Also fetch the repo's files matching GLOB beside the variant (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="GLOB",
+            help="Leave out the variant's files matching GLOB (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    force_download: Annotated[
+        bool,
+        typer.Option("--force-download", help="Download every file again, even if present."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan (files, sizes) and exit.")
     ] = False,
@@ -285,6 +410,8 @@ def fetch_cmd(
             show_default=False,
         ),
     ] = None,
+    wide: WideOpt = False,
+    output_format: FormatOpt = "auto",
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -296,33 +423,61 @@ def fetch_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import args, fetch
 
-    out = output.Out(quiet=quiet, verbose=verbose)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
     choice = fetch.Choice(branch=branch, file=file, search=search)
-    opts = fetch.FetchArgs(local_dir, revision, dry_run, backend, max_workers)
+    opts = fetch.FetchArgs(
+        local_dir,
+        revision,
+        dry_run,
+        backend,
+        max_workers,
+        replace=replace,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        force=force_download,
+    )
     result = fetch.fetch(repo, choice, budget, config, hub, opts, out)
-    out.json(result) if json else render.render_fetch(out, result)
+    render.render_fetch(out, result)
 
 
-@app.command("search")
+@app.command("search", epilog=examples.SEARCH)
 @handled
 def search_cmd(
-    base_model: Annotated[str, typer.Argument(help="The base model, OWNER/NAME.")],
+    base_model: Annotated[
+        str,
+        typer.Argument(
+            metavar="BASE_MODEL", help="The base model, OWNER/NAME.", show_default=False
+        ),
+    ],
     vram: VramOpt = None,
     ctx: CtxOpt = None,
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
-    formats: Annotated[
+    quant_formats: Annotated[
         str | None,
         typer.Option(
-            "--format", help="Only these formats, e.g. exl2,gptq,gguf.", show_default=False
+            "--quant-format",
+            metavar="FORMATS",
+            help="Only these formats, e.g. exl2,gptq,gguf.",
+            show_default=False,
         ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="Repos to read.")] = 30,
+    wide: WideOpt = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="auto|human|json|quiet",
+            help="Output, as for the other commands; a list of quant formats (exl2,gguf) is "
+            "read as --quant-format, as before.",
+        ),
+    ] = "auto",
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -332,19 +487,31 @@ def search_cmd(
 ) -> None:
     """Rank the variants of every quantized repo of a base model: the best that fits first."""
     from quantpick.cli import output, render
+    from quantpick.cli.output import OUTPUT_FORMATS
     from quantpick.commands import args, search
 
-    out = output.Out(quiet=quiet, verbose=verbose)
+    if output_format not in OUTPUT_FORMATS:
+        # `search --format exl2,gguf` filtered quant formats before --format meant the output
+        quant_formats, output_format = quant_formats or output_format, "auto"
+    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
-    result = search.search(base_model, budget, formats, limit, hub)
-    out.json(result) if json else render.render_search(out, result)
+    result = search.search(base_model, budget, quant_formats, limit, hub)
+    render.render_search(out, result)
 
 
-@app.command("verify")
+@app.command("verify", epilog=examples.VERIFY)
 @handled
 def verify_cmd(
-    local_dir: Annotated[Path, typer.Argument(help="A directory written by `quantpick fetch`.")],
+    local_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="LOCAL_DIR",
+            help="A directory written by `quantpick fetch`.",
+            show_default=False,
+        ),
+    ],
+    output_format: FormatOpt = "auto",
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -352,9 +519,9 @@ def verify_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import verify
 
-    out = output.Out(quiet=quiet)
+    out = output.Out(quiet=quiet, mode=_mode(json, output_format))
     result = verify.verify(local_dir)
-    out.json(result) if json else render.render_verify(out, result)
+    render.render_verify(out, result)
     verify.exit_if_corrupt(result)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from quantpick.commands.results import Hit, ListedVariant, SearchResult, Skipped, listed
-from quantpick.errors import QuantpickError, UsageError
+from quantpick.commands.results import Hit, ListedVariant, SearchResult, Skipped, chosen, listed
+from quantpick.errors import NotFoundError, QuantpickError, UsageError
 from quantpick.records import Budget, Format
 
 if TYPE_CHECKING:
@@ -68,12 +68,39 @@ def search(
             continue
         hits.extend(_ranked(repo, inv, budget, wanted))
     hits.sort(key=lambda h: h[0], reverse=True)
+    if not hits:
+        raise _nothing_found(hub, base, repos, skipped)
+    best = next(((r, v) for key, r, v in hits if key[0]), None)
     return SearchResult(
         base_model=base,
         budget=budget,
         repos=tuple(repos),
         hits=tuple(Hit(rank=i + 1, repo=r, variant=v) for i, (_, r, v) in enumerate(hits)),
+        chosen=chosen(best[0], best[1]) if best else None,
         skipped=tuple(skipped),
+    )
+
+
+def _nothing_found(hub: Hub, base: str, repos: list[str], skipped: list[Skipped]) -> NotFoundError:
+    """An empty search is an answer to act on: why, and what to try (exit 5, not 0)."""
+    if repos:
+        why = "; ".join(f"{s.repo}: {s.reason}" for s in skipped[:3])
+        return NotFoundError(
+            f"{len(repos)} repos of {base} found, none with a variant quantpick can read"
+            + (f" ({why})" if why else ""),
+            "try --quant-format with fewer formats, or `quantpick list REPO` on one of them",
+        )
+    itself = _load(hub, base)
+    if not isinstance(itself, str):
+        return NotFoundError(
+            f"{base} is itself a quantized repo ({len(itself.variants)} variants), not a base "
+            "model",
+            f"run `quantpick list {base} --vram V --ctx C` to choose among its variants",
+        )
+    return NotFoundError(
+        f"no quantized repos of {base} found",
+        f"check the base model's id (OWNER/NAME, as on its model page); search looks for "
+        f"base_model:quantized:{base} and names like {base.split('/')[-1]}",
     )
 
 

@@ -81,7 +81,7 @@ from quantpick.errors import (
 )
 from quantpick.hub.client import Hub
 from quantpick.records import Estimate, Record
-from quantpick.units import format_gib
+from quantpick.units import format_size
 
 LOCK_NAME = "lock"
 
@@ -326,8 +326,8 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
     free = shutil.disk_usage(ctx.plan.local_dir).free
     if need > free:
         raise DiskSpaceError(
-            f"{ctx.plan.repo} needs {format_gib(need, digits=2)} more, "
-            f"but {ctx.plan.local_dir} has {format_gib(free, digits=2)} free"
+            f"{ctx.plan.repo} needs {format_size(need)} more, "
+            f"but {ctx.plan.local_dir} has {format_size(free)} free"
         )
     return {first.path: source}
 
