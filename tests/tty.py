@@ -34,6 +34,15 @@ class TtyRun:
     def stderr_lines(self) -> list[str]:
         return screen_lines(self.stderr)
 
+    @property
+    def stdout_text(self) -> str:
+        """The screen as one line of words: what was said, however it wrapped."""
+        return " ".join(" ".join(line.split()) for line in self.stdout_lines)
+
+    @property
+    def stderr_text(self) -> str:
+        return " ".join(" ".join(line.split()) for line in self.stderr_lines)
+
 
 def screen_lines(raw: str) -> list[str]:
     """What a terminal shows, line by line: escapes dropped, carriage returns overwrite."""
@@ -110,4 +119,6 @@ def run_tty(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return TtyRun(code, chunks[out_m].decode(errors="replace"), chunks[err_m].decode(errors="replace"))
+    return TtyRun(
+        code, chunks[out_m].decode(errors="replace"), chunks[err_m].decode(errors="replace")
+    )

@@ -193,8 +193,13 @@ def _estimate_cells(v: ListedVariant) -> list[str | Text]:
 
 def _print_table(out: Out, columns: list[tables.Column]) -> list[tables.Column]:
     shown = tables.fit(columns, out.stdout.width, wide=out.wide)
-    width = max(out.stdout.width, tables.table_width(shown))
-    out.stdout.print(tables.build(shown), width=width, crop=False)
+    width = out.stdout.width
+    # --wide: the table as wide as its columns; the terminal wraps the lines, rich must not
+    out.stdout.width = max(width, tables.table_width(shown))
+    try:
+        out.stdout.print(tables.build(shown), crop=False)
+    finally:
+        out.stdout.width = width
     return shown
 
 

@@ -68,13 +68,13 @@ def parse_spec(spec: str) -> RepoSpec:
             raise UsageError(f"{spec!r} is not a model repo", forms)
         if len(parts) < 2:
             raise UsageError(f"not a repo URL: {spec!r}", forms)
-        repo = f"{parts[0]}/{parts[1]}"
-        ref = file = None
         if len(parts) >= 4 and parts[2] in ("tree", "blob", "resolve"):
-            ref = parts[3]
-            if parts[2] != "tree" and len(parts) > 4:
-                file = "/".join(parts[4:])
-        return _checked(RepoSpec(repo, ref, file), spec, forms)
+            file = "/".join(parts[4:]) if parts[2] != "tree" and len(parts) > 4 else None
+            return _checked(RepoSpec(f"{parts[0]}/{parts[1]}", parts[3], file), spec, forms)
+        if len(parts) > 2:
+            raise UsageError(f"not a repo URL: {spec!r}", forms)
+        # hf.co/OWNER/NAME:BRANCH and …/NAME@REV, as typed without the scheme
+        text = f"{parts[0]}/{parts[1]}"
     repo, at, rev = text.partition("@")
     if at:
         if not rev:

@@ -57,6 +57,7 @@ def search(
     wanted = parse_formats(formats)
     budget = budget_args.budget()
     hub = hub_args.connect(needs_network=True)
+    _refuse_quantized(hub, base)
     repos = hub.search_models(base, limit=limit)
     with ThreadPoolExecutor(max_workers=REPO_WORKERS) as pool:
         loaded = list(pool.map(lambda r: _load(hub, r), repos))
@@ -81,6 +82,19 @@ def search(
     )
 
 
+def _refuse_quantized(hub: Hub, base: str) -> None:
+    """A quantized repo given as the base: its own variants are what the user is after."""
+    itself = _load(hub, base)
+    if isinstance(itself, str):
+        return
+    quantized = [v for v in itself.variants if v.format is not Format.OTHER]
+    if quantized:
+        raise NotFoundError(
+            f"{base} is itself a quantized repo ({len(quantized)} variants), not a base model",
+            f"run `quantpick list {base} --vram V --ctx C` to choose among its variants",
+        )
+
+
 def _nothing_found(hub: Hub, base: str, repos: list[str], skipped: list[Skipped]) -> NotFoundError:
     """An empty search is an answer to act on: why, and what to try (exit 5, not 0)."""
     if repos:
@@ -89,13 +103,6 @@ def _nothing_found(hub: Hub, base: str, repos: list[str], skipped: list[Skipped]
             f"{len(repos)} repos of {base} found, none with a variant quantpick can read"
             + (f" ({why})" if why else ""),
             "try --quant-format with fewer formats, or `quantpick list REPO` on one of them",
-        )
-    itself = _load(hub, base)
-    if not isinstance(itself, str):
-        return NotFoundError(
-            f"{base} is itself a quantized repo ({len(itself.variants)} variants), not a base "
-            "model",
-            f"run `quantpick list {base} --vram V --ctx C` to choose among its variants",
         )
     return NotFoundError(
         f"no quantized repos of {base} found",
