@@ -39,6 +39,18 @@ Exit codes:
   143  terminated (SIGTERM); run again to resume
 """
 
+
+class _Command(typer.core.TyperCommand):
+    """Usage lines as hf and gh write them: REPO_ID, not {REPO_ID} and a `<str>` after it."""
+
+    def get_help(self, ctx: typer.Context) -> str:  # type: ignore[override]
+        import re
+
+        text = super().get_help(ctx)
+        text = re.sub(r"\{([A-Z_]+)\}", r"\1", text)
+        return re.sub(r"^(  [A-Z_]+) <[a-z]+>", r"\1      ", text, flags=re.MULTILINE)
+
+
 app = typer.Typer(
     name="quantpick",
     help="Pick and download the right quantized variant of a Hugging Face model for your GPU.\n\n"
@@ -78,6 +90,7 @@ TokenOpt = Annotated[
     str | None,
     typer.Option(
         "--token",
+        metavar="TOKEN",
         help="Hub token. Default: $HF_TOKEN, then the login stored by `hf auth login`.",
         show_default=False,
     ),
@@ -96,6 +109,7 @@ CacheDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--cache-dir",
+        metavar="DIR",
         help="huggingface_hub's cache. Default: $HF_HUB_CACHE, else $HF_HOME/hub.",
         show_default=False,
     ),
@@ -107,22 +121,32 @@ OfflineOpt = Annotated[
     ),
 ]
 RevisionOpt = Annotated[
-    str | None, typer.Option("--revision", help="Branch, tag or commit sha to read the card from.")
+    str | None,
+    typer.Option(
+        "--revision", metavar="REV", help="Branch, tag or commit sha to read the card from."
+    ),
 ]
 CardOpt = Annotated[
     Path | None,
-    typer.Option("--card", help="Parse a local model card (README.md) instead of a Hub repo."),
+    typer.Option(
+        "--card",
+        metavar="README.md",
+        help="Parse a local model card (README.md) instead of a Hub repo.",
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="The model's config.json, for the shape (layers, KV heads, ...)."
+        "--config",
+        metavar="CONFIG.json",
+        help="The model's config.json, for the shape (layers, KV heads, ...).",
     ),
 ]
 VramOpt = Annotated[
     str | None,
     typer.Option(
         "--vram",
+        metavar="VRAM",
         envvar="QUANTPICK_VRAM",
         help="GPU memory: 24, 24GB, 24GiB (all 2^30 bytes), 24576MiB, 24,24 for two GPUs, or "
         "auto (what is free now, per NVML or nvidia-smi; --reserve still applies).",
@@ -133,6 +157,7 @@ CtxOpt = Annotated[
     str | None,
     typer.Option(
         "--ctx",
+        metavar="CTX",
         envvar="QUANTPICK_CTX",
         help="Context length in tokens: 4k, 16K, 16384, 32k. Default: 4k.",
         show_default=False,
@@ -148,6 +173,7 @@ RuntimeOpt = Annotated[
     str | None,
     typer.Option(
         "--runtime",
+        metavar="RUNTIME",
         help="exllamav2, transformers, llama.cpp or vllm. Default: by format "
         "(exl2/exl3: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
         show_default=False,
@@ -156,7 +182,9 @@ RuntimeOpt = Annotated[
 ReserveOpt = Annotated[
     str,
     typer.Option(
-        "--reserve", help="VRAM kept free per GPU for the desktop and other programs (GiB)."
+        "--reserve",
+        metavar="GIB",
+        help="VRAM kept free per GPU for the desktop and other programs (GiB).",
     ),
 ]
 
@@ -237,7 +265,7 @@ RepoArg = Annotated[
 ]
 
 
-@app.command("list", epilog=examples.LIST)
+@app.command("list", cls=_Command, epilog=examples.LIST)
 @handled
 def list_cmd(
     repo: RepoArg = None,
@@ -272,7 +300,7 @@ def list_cmd(
     render.render_list(out, result)
 
 
-@app.command("pick", epilog=examples.PICK)
+@app.command("pick", cls=_Command, epilog=examples.PICK)
 @handled
 def pick_cmd(
     repo: RepoArg = None,
@@ -301,11 +329,16 @@ def pick_cmd(
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
+    try:
+        pick.exit_if_nothing_fits(result, out)
+    except QuantpickError as err:
+        # the reasons, then the error; --json: one document that carries both
+        render.render_pick(out, result.model_copy(update={"error": output.error_info(err)}))
+        raise
     render.render_pick(out, result)
-    pick.exit_if_nothing_fits(result, out)
 
 
-@app.command("fetch", epilog=examples.FETCH)
+@app.command("fetch", cls=_Command, epilog=examples.FETCH)
 @handled
 def fetch_cmd(
     repo: Annotated[
@@ -318,13 +351,15 @@ def fetch_cmd(
         ),
     ],
     branch: Annotated[
-        str | None, typer.Option("--branch", "-b", help="Take this branch; skip the choice.")
+        str | None,
+        typer.Option("--branch", "-b", metavar="BRANCH", help="Take this branch; skip the choice."),
     ] = None,
     file: Annotated[
         str | None,
         typer.Option(
             "--file",
             "-f",
+            metavar="FILE",
             help="Take this GGUF file (with its split parts); a unique part of a name, such as "
             "Q4_K_M, is enough.",
         ),
@@ -345,6 +380,7 @@ def fetch_cmd(
         Path | None,
         typer.Option(
             "--local-dir",
+            metavar="DIR",
             envvar="QUANTPICK_LOCAL_DIR",
             help="Where to put the files. Default: $QUANTPICK_MODELS/OWNER/NAME/VARIANT when "
             "QUANTPICK_MODELS is set, else ./OWNER__NAME-VARIANT.",
@@ -363,6 +399,7 @@ def fetch_cmd(
         str | None,
         typer.Option(
             "--revision",
+            metavar="REV",
             help="A branch (as `hf download --revision` takes it) or a commit sha to pin "
             "(reproducible CI).",
         ),
@@ -396,6 +433,7 @@ def fetch_cmd(
         str,
         typer.Option(
             "--backend",
+            metavar="ENGINE",
             help="auto (quantpick's resumable ranged engine for large files, huggingface_hub "
             "for small and Xet ones), ranged, hf_transfer or hub.",
         ),
@@ -404,6 +442,7 @@ def fetch_cmd(
         int | None,
         typer.Option(
             "--max-workers",
+            metavar="N",
             min=1,
             max=64,
             help="Parallel transfers. Default: 2 per CPU, 4 to 8.",
@@ -444,7 +483,7 @@ def fetch_cmd(
     render.render_fetch(out, result)
 
 
-@app.command("search", epilog=examples.SEARCH)
+@app.command("search", cls=_Command, epilog=examples.SEARCH)
 @handled
 def search_cmd(
     base_model: Annotated[
@@ -467,7 +506,9 @@ def search_cmd(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="Repos to read.")] = 30,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, max=200, help="Repos to read.")
+    ] = 30,
     wide: WideOpt = False,
     output_format: Annotated[
         str,
@@ -500,7 +541,7 @@ def search_cmd(
     render.render_search(out, result)
 
 
-@app.command("verify", epilog=examples.VERIFY)
+@app.command("verify", cls=_Command, epilog=examples.VERIFY)
 @handled
 def verify_cmd(
     local_dir: Annotated[
@@ -521,8 +562,12 @@ def verify_cmd(
 
     out = output.Out(quiet=quiet, mode=_mode(json, output_format))
     result = verify.verify(local_dir)
+    try:
+        verify.exit_if_corrupt(result)
+    except QuantpickError as err:
+        render.render_verify(out, result.model_copy(update={"error": output.error_info(err)}))
+        raise
     render.render_verify(out, result)
-    verify.exit_if_corrupt(result)
 
 
 def main() -> None:

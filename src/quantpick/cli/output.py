@@ -58,6 +58,7 @@ class Out:
         self.quiet = quiet or self.mode == "quiet"
         self.verbose = verbose
         self._live: RichProgress | None = None
+        self.printed_json = False
         _CURRENT[:] = [self]
 
     @property
@@ -80,6 +81,7 @@ class Out:
             self._live = None
 
     def json(self, result: Envelope) -> None:
+        self.printed_json = True
         sys.stdout.write(result.model_dump_json(by_alias=True, indent=2) + "\n")
         sys.stdout.flush()
 
@@ -97,19 +99,9 @@ class Out:
             self.stderr.print(Text(message, style="dim"))
 
     def json_error(self, command: str, err: QuantpickError) -> None:
-        kind = type(err).__name__.removesuffix("_").removesuffix("Error") or "Quantpick"
-        snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind).lstrip("_")
-        self.json(
-            ErrorResult(
-                command=command,
-                error=ErrorInfo(
-                    exit_code=int(err.exit_code),
-                    kind=snake,
-                    message=err.message,
-                    hint=err.hint,
-                ),
-            )
-        )
+        """The error document, unless the command's own document (which says it) is out."""
+        if not self.printed_json:
+            self.json(ErrorResult(command=command, error=error_info(err)))
 
     def error(self, err: QuantpickError) -> None:
         self.stop_progress()
@@ -119,6 +111,12 @@ class Out:
 
 
 _CURRENT: list[Out] = []
+
+
+def error_info(err: QuantpickError) -> ErrorInfo:
+    kind = type(err).__name__.removesuffix("_").removesuffix("Error") or "Quantpick"
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind).lstrip("_")
+    return ErrorInfo(exit_code=int(err.exit_code), kind=snake, message=err.message, hint=err.hint)
 
 
 def _width() -> int | None:

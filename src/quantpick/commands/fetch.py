@@ -47,7 +47,7 @@ def _search_winner(
     if winner is None:
         raise NothingFitsError(
             f"no quantized variant of {base} fits ({len(result.repos)} repos read)",
-            "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram",
+            "try a shorter --ctx, a quantized --kv-cache (q8, q4), or more --vram",
         )
     v = winner.variant
     e = v.estimate

@@ -81,5 +81,5 @@ def exit_if_nothing_fits(result: PickResult, out: Reporter | None) -> None:
     raise NothingFitsError(
         f"nothing fits: the smallest, {name}, needs {format_gib(need)}, "
         f"{format_gib(need - usable)} more than the {format_gib(usable)} usable",
-        "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram",
+        "try a shorter --ctx, a quantized --kv-cache (q8, q4), or more --vram",
     )

@@ -87,6 +87,14 @@ class ListResult(Envelope):
     warnings: tuple[str, ...] = ()
 
 
+class ErrorInfo(Record):
+    exit_code: int
+    # the error's class of failure, e.g. "not_found", "nothing_fits"
+    kind: str
+    message: str
+    hint: str
+
+
 class PickResult(Envelope):
     schema_: Literal["quantpick/pick@1"] = Field("quantpick/pick@1", alias="schema")
     repo: str | None
@@ -96,6 +104,8 @@ class PickResult(Envelope):
     runner_up: ListedVariant | None
     reasons: tuple[str, ...]
     candidates: tuple[ListedVariant, ...]
+    # nothing fits (exit 4): the error, in the one document a script reads
+    error: ErrorInfo | None = None
 
 
 class FileStatus(StrEnum):
@@ -149,6 +159,8 @@ class VerifyResult(Envelope):
     # why nothing could be checked (no manifest, unreadable manifest)
     problem: str | None = None
     files: tuple[FileOut, ...]
+    # a failed check: the error, in the one document a script reads
+    error: ErrorInfo | None = None
 
 
 class Hit(Record):
@@ -171,14 +183,6 @@ class SearchResult(Envelope):
     # the best variant that fits, across every repo (`fetch --search` takes it)
     chosen: Chosen | None = None
     skipped: tuple[Skipped, ...] = ()
-
-
-class ErrorInfo(Record):
-    exit_code: int
-    # the error's class of failure, e.g. "not_found", "nothing_fits"
-    kind: str
-    message: str
-    hint: str
 
 
 class ErrorResult(Envelope):
