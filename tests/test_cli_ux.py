@@ -4,6 +4,7 @@ against the loopback Hub."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from tty import run_tty
 
 import jsonschema
 import pytest
@@ -20,7 +22,6 @@ from qp import EXAMPLES, REPO_ROOT, run_qp
 from quantpick.testing.builder import make_repo
 from quantpick.testing.faults import Fault
 from quantpick.testing.server import HubServer
-from tty import run_tty
 
 EXL2_CARD = (EXAMPLES / "cards" / "demo__Mixtral-8x7B-Instruct-exl2.md").read_text()
 GGUF_CARD = (EXAMPLES / "cards" / "demo__Mistral-7B-Instruct-GGUF.md").read_text()
@@ -48,11 +49,14 @@ def qhub(tmp_path: Path) -> Iterator[HubServer]:
     long_name = "a-quantizer-with-long-name/Basey-7B-Instruct-v0.1-exl2"
     make_repo(root, long_name, branches, readme=card)
     make_repo(root, "demo/Basey-7B", {"main": {"config.json": CONFIG}}, readme="# base\n")
-    # 2 MiB weights, for fetches a test interrupts (a drip keeps them in flight)
-    slow = {"main": {}, "3_0": {"config.json": CONFIG, "model.safetensors": bytes(2 << 20)}}
-    make_repo(root, "demo/slow-exl2", slow, readme=EXL2_CARD)
     with HubServer(root) as server:
         yield server
+
+
+def _slow_repo(tmp_path: Path) -> None:
+    """Weights above the small-file threshold go through quantpick's resumable ranged engine."""
+    big = {"main": {}, "3_0": {"config.json": CONFIG, "model.safetensors": bytes(17 << 20)}}
+    make_repo(tmp_path / "hub", "demo/slow-exl2", big, readme=EXL2_CARD)
 
 
 def _env(server: HubServer, tmp_path: Path, **more: str) -> dict[str, str]:
@@ -150,7 +154,8 @@ def test_no_tqdm_bars_and_quiet_is_quiet_on_a_terminal(
     )
     assert fetched.returncode == 0, fetched.stderr
     for r in (cold, fetched):
-        assert "it/s" not in r.stderr and "%|" not in r.stderr, r.stderr
+        assert "it/s" not in r.stderr, r.stderr
+        assert "%|" not in r.stderr, r.stderr
     quiet = run_tty(
         "fetch", "demo/mis-gguf", "-f", "Q8_0", "--quiet", columns=columns, env=env, cwd=tmp_path
     )
@@ -199,9 +204,8 @@ def test_list_fits_80_columns_and_200_shows_every_column(qhub: HubServer, tmp_pa
         for line in lines
         if line.split()[:1] and line.split()[0] in {"6_5", "5_0", "4_25", "▶", "3_0"}
     ]
-    assert len(rows) == 5 and all(
-        line.split()[-2:][0] in {"yes", "no"} or "yes" in line for line in rows
-    )
+    assert len(rows) == 5
+    assert all(line.split()[-2:][0] in {"yes", "no"} or "yes" in line for line in rows)
     assert "2 more columns with --wide" in narrow.stdout_text
     wide = run_tty("list", "demo/mix-exl2", *BUDGET, columns=200, env=env)
     header = next(line for line in wide.stdout_lines if line.startswith("variant"))
@@ -209,7 +213,8 @@ def test_list_fits_80_columns_and_200_shows_every_column(qhub: HubServer, tmp_pa
     assert "--wide" not in wide.stdout
     _lines_fit(wide.stdout_lines, 200)
     forced = run_tty("list", "demo/mix-exl2", *BUDGET, "--wide", columns=80, env=env)
-    assert "VRAM@4k" in forced.stdout and "VRAM@32k" in forced.stdout
+    assert "VRAM@4k" in forced.stdout
+    assert "VRAM@32k" in forced.stdout
 
 
 def test_gguf_names_never_fold_at_80_columns(qhub: HubServer, tmp_path: Path) -> None:
@@ -236,7 +241,8 @@ def test_search_finding_nothing_exits_5_with_a_hint(qhub: HubServer, tmp_path: P
     r = _qp(qhub, tmp_path, "search", "nobody/Nothing-1B", *BUDGET)
     assert r.returncode == 5, r.stderr
     assert r.stdout == ""
-    assert "no quantized repos of nobody/Nothing-1B" in r.stderr and "hint: " in r.stderr
+    assert "no quantized repos of nobody/Nothing-1B" in r.stderr
+    assert "hint: " in r.stderr
     quant = _qp(qhub, tmp_path, "search", "demo/mix-exl2", *BUDGET)
     assert quant.returncode == 5
     assert "demo/mix-exl2 is itself a quantized repo" in quant.stderr
@@ -253,7 +259,8 @@ def test_revision_names_a_branch_as_hf_download_takes_it(qhub: HubServer, tmp_pa
     r = _qp(qhub, tmp_path, "fetch", "demo/mix-exl2", "--revision", "3_0", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["variant"] == "3_0" and doc["revision"] == "3_0"
+    assert doc["variant"] == "3_0"
+    assert doc["revision"] == "3_0"
 
 
 def test_vram_with_a_named_branch_is_checked_not_ignored(qhub: HubServer, tmp_path: Path) -> None:
@@ -324,7 +331,8 @@ def test_file_by_a_unique_part_of_its_name(qhub: HubServer, tmp_path: Path) -> N
     assert json.loads(r.stdout)["variant"] == "mistral-7b-instruct.Q4_K_M.gguf"
     many = _qp(qhub, tmp_path, "fetch", "demo/mis-gguf", "--file", "K_M", "--dry-run")
     assert many.returncode == 5
-    assert "matches 3 files" in many.stderr and "mistral-7b-instruct.Q3_K_M.gguf" in many.stderr
+    assert "matches 3 files" in many.stderr
+    assert "mistral-7b-instruct.Q3_K_M.gguf" in many.stderr
 
 
 def test_hints_name_the_repo_and_its_branches(qhub: HubServer, tmp_path: Path) -> None:
@@ -344,12 +352,15 @@ def test_version_and_examples_in_help() -> None:
     from importlib.metadata import version
 
     r = run_qp("--version")
-    assert r.returncode == 0 and r.stdout == f"quantpick {version('quantpick')}\n"
+    assert r.returncode == 0
+    assert r.stdout == f"quantpick {version('quantpick')}\n"
     for command in ("list", "pick", "fetch", "search", "verify"):
         h = run_qp(command, "--help", env={"COLUMNS": "100"})
         assert h.returncode == 0
-        assert "Examples:" in h.stdout and f"quantpick {command} " in h.stdout
-        assert "{repo}" not in h.stdout and "<str>" not in h.stdout
+        assert "Examples:" in h.stdout
+        assert f"quantpick {command} " in h.stdout
+        assert "{repo}" not in h.stdout
+        assert "<str>" not in h.stdout
     assert "Usage: python -m quantpick fetch [OPTIONS] REPO_ID" in run_qp("fetch", "--help").stdout
 
 
@@ -376,13 +387,15 @@ def test_include_exclude_and_force_download(qhub: HubServer, tmp_path: Path) -> 
 def test_format_quiet_json_and_a_bad_format(qhub: HubServer, tmp_path: Path) -> None:
     q = _qp(qhub, tmp_path, "fetch", "demo/mix-exl2", *BUDGET, "--format", "quiet")
     assert q.returncode == 0, q.stderr
-    assert q.stderr == "" and q.stdout == f"{(tmp_path / 'demo__mix-exl2-3_5').resolve()}\n"
+    assert q.stderr == ""
+    assert q.stdout == f"{(tmp_path / 'demo__mix-exl2-3_5').resolve()}\n"
     names = _qp(qhub, tmp_path, "list", "demo/mix-exl2", "--format", "quiet", "--quiet")
     assert names.stdout.split() == ["6_5", "5_0", "4_25", "3_5", "3_0"]
     as_json = _qp(qhub, tmp_path, "pick", "demo/mix-exl2", *BUDGET, "--format", "json")
     assert json.loads(as_json.stdout)["chosen"]["name"] == "3_5"
     bad = _qp(qhub, tmp_path, "list", "demo/mix-exl2", "--format", "yaml")
-    assert bad.returncode == 2 and "auto, human, json, quiet" in bad.stderr
+    assert bad.returncode == 2
+    assert "auto, human, json, quiet" in bad.stderr
 
 
 # -- item 11: one field names the choice; enums; error documents ---------------------------------
@@ -406,7 +419,8 @@ def test_chosen_is_one_field_in_every_envelope(qhub: HubServer, tmp_path: Path) 
         assert doc["chosen"]["name"] == "3_5", name
         assert doc["chosen"]["format"] == "exl2"
     fetch = json.loads(docs["fetch"].stdout)
-    assert fetch["format"] == "exl2" and fetch["estimate"]["provenance"] == "card"
+    assert fetch["format"] == "exl2"
+    assert fetch["estimate"]["provenance"] == "card"
     statuses = _schema("fetch")["$defs"]["FileStatus"]["enum"]  # type: ignore[index]
     assert {f["status"] for f in fetch["files"]} <= set(statuses)  # type: ignore[arg-type]
 
@@ -466,3 +480,175 @@ def test_offline_fetch_of_a_complete_directory_exits_0(qhub: HubServer, tmp_path
     assert rotten.returncode == 8, rotten.stderr
     never = _qp(qhub, tmp_path, "fetch", "demo/mix-exl2:3_0", HF_HUB_OFFLINE="1")
     assert never.returncode == 7
+
+
+# -- item 13: the smaller list --------------------------------------------------------------------
+
+
+def test_kv_cache_is_the_name_and_cache_still_works() -> None:
+    card = EXAMPLES / "cards" / "demo__Mixtral-8x7B-Instruct-exl2.md"
+    config = EXAMPLES / "configs" / "mixtral-8x7b.json"
+    args = ("pick", "--card", card, "--config", config, "--vram", "24", "--ctx", "32k", "--json")
+    new = run_qp(*args, "--kv-cache", "q4")
+    old = run_qp(*args, "--cache", "q4")
+    assert new.returncode == old.returncode == 0, new.stderr
+    assert json.loads(new.stdout)["budget"]["cache_mode"] == "q4"
+    assert new.stdout == old.stdout
+    stray = run_qp("list", "--card", card, "--kv-cache", "q4")
+    assert stray.returncode == 2
+    assert "--kv-cache needs --vram" in stray.stderr
+    assert "--kv-cache, --cache MODE" in run_qp("list", "--help", env={"COLUMNS": "100"}).stdout
+
+
+def test_legend_says_only_what_the_table_uses(qhub: HubServer, tmp_path: Path) -> None:
+    plain = run_tty("list", "demo/mix-exl2", columns=200, env=_env(qhub, tmp_path))
+    assert "VRAM@ctx: the card's own figures" in plain.stdout_text
+    assert "estimates at" not in plain.stdout_text
+    assert "card-fit" not in plain.stdout_text
+    assert "(config)" not in plain.stdout_text
+    assert "(name)" not in plain.stdout_text
+    budget = run_tty("list", "demo/mix-exl2", *BUDGET, columns=200, env=_env(qhub, tmp_path))
+    assert "estimates at 16k context" in budget.stdout_text
+    assert "formula =" not in budget.stdout_text
+    gguf = run_tty("list", "demo/mis-gguf", columns=200, env=_env(qhub, tmp_path))
+    assert "VRAM@ctx" not in gguf.stdout_text
+
+
+def test_stderr_wraps_at_words_on_a_terminal_and_not_in_a_pipe(
+    qhub: HubServer, tmp_path: Path
+) -> None:
+    r = run_tty("list", "demo/mis-gguf", *BUDGET, columns=80, env=_env(qhub, tmp_path))
+    piped = _qp(qhub, tmp_path, "list", "demo/mis-gguf", *BUDGET)
+    long = [line for line in piped.stderr.splitlines() if len(line) > 80]
+    assert long, piped.stderr
+    _lines_fit(r.stderr_lines, 80)
+    for line in long:
+        # every word whole, in order: the terminal lines are the piped line, broken at spaces
+        assert " ".join(line.split()) in r.stderr_text
+
+
+def test_ctrl_c_message_starts_on_a_fresh_line(qhub: HubServer, tmp_path: Path) -> None:
+    _slow_repo(tmp_path)
+    qhub.faults.add("*/model.safetensors", Fault(rate_bps=256 * KIB))
+    sent: list[bool] = []
+
+    def interrupt_once_moving(stderr: str, proc: subprocess.Popen[bytes]) -> bool:
+        if "model.safetensors" in stderr and "\r" in stderr:
+            os.killpg(proc.pid, signal.SIGINT)
+            sent.append(True)
+            return True
+        return False
+
+    r = run_tty(
+        "fetch",
+        "demo/slow-exl2:3_0",
+        columns=80,
+        env=_env(qhub, tmp_path),
+        cwd=tmp_path,
+        on_output=interrupt_once_moving,
+    )
+    assert sent, r.stderr
+    assert r.returncode == 130, r.stderr
+    errors = [line for line in r.stderr_lines if "error: " in line]
+    assert errors, r.stderr_lines
+    assert errors[0].startswith("error: interrupted"), r.stderr_lines
+
+
+def test_a_resumed_fetch_says_so(qhub: HubServer, tmp_path: Path) -> None:
+    # two 32 MiB chunks and a bit: a fetch killed after its first chunk has something to resume
+    big = {"main": {}, "b": {"config.json": CONFIG, "model.safetensors": bytes(65 << 20)}}
+    make_repo(tmp_path / "hub", "demo/big-exl2", big, readme=EXL2_CARD)
+    target = tmp_path / "r"
+    qhub.faults.add("*/model.safetensors", Fault(rate_bps=16 << 20))
+    env = {**os.environ, **_env(qhub, tmp_path)}
+    cmd = [sys.executable, "-m", "quantpick", "fetch", "demo/big-exl2:b", "--max-workers", "1"]
+    proc = subprocess.Popen(
+        [*cmd, "--local-dir", target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    part = target / ".quantpick" / "partial"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        sidecars = list(part.glob("*.part.json")) if part.is_dir() else []
+        if any(int(json.loads(p.read_text() or "{}").get("done", "0"), 16) for p in sidecars):
+            break
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    qhub.faults.clear()
+    r = _qp(qhub, tmp_path, "fetch", "demo/big-exl2:b", "--local-dir", target)
+    assert r.returncode == 0, r.stderr
+    assert "resuming: 33.55 MB of 1 partly downloaded file already in" in r.stderr
+    assert "(resumed: 33.55 MB were already here)" in r.stderr
+
+
+def test_summary_lines_are_whole_at_200_columns(qhub: HubServer, tmp_path: Path) -> None:
+    r = run_tty("fetch", "demo/mix-exl2:3_0", columns=200, env=_env(qhub, tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = [line for line in r.stderr_lines if line.startswith("demo/mix-exl2@3_0 (")]
+    assert len(summary) == 1
+    assert summary[0].rstrip().endswith("transferred, verified")
+    assert "…" not in summary[0]
+
+
+def test_verify_of_an_empty_directory_says_what_is_wrong(tmp_path: Path) -> None:
+    r = run_qp("verify", tmp_path)
+    assert r.returncode == 5
+    assert f"error: {tmp_path.resolve()} has no quantpick.json manifest" in r.stderr
+
+
+def test_a_whole_gguf_branch_is_fetched_with_a_warning(qhub: HubServer, tmp_path: Path) -> None:
+    r = _qp(qhub, tmp_path, "fetch", "demo/mis-gguf", "--branch", "main", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "branch main of demo/mis-gguf holds 4 quantized files" in r.stderr
+    assert "--file NAME takes one" in r.stderr
+
+
+def test_the_workflow_installs_quantpick_from_its_repository() -> None:
+    text = (EXAMPLES / "github" / "fetch-model.yml").read_text()
+    installs = [line.strip() for line in text.splitlines() if "pip install" in line]
+    assert installs == ['- run: pip install "${QUANTPICK_SOURCE:-.}"']
+
+
+def _fake_tool(directory: Path, name: str, body: str) -> None:
+    script = directory / name
+    script.write_text(f"#!{sys.executable}\nimport sys\n{body}\n")
+    script.chmod(0o755)
+
+
+ROCM_JSON = {
+    "card0": {"VRAM Total Memory (B)": str(24 << 30), "VRAM Total Used Memory (B)": str(1 << 30)},
+    "card1": {"VRAM Total Memory (B)": str(16 << 30), "VRAM Total Used Memory (B)": "0"},
+}
+
+
+@pytest.mark.parametrize(
+    ("tool", "body", "source", "vram"),
+    [
+        (
+            "rocm-smi",
+            "assert sys.argv[1:] == ['--showmeminfo', 'vram', '--json'], sys.argv\n"
+            f"print({json.dumps(json.dumps(ROCM_JSON))})",
+            "rocm-smi",
+            [23 << 30, 16 << 30],
+        ),
+        (
+            "sysctl",
+            "answers = {'hw.optional.arm64': '1', 'hw.memsize': str(64 << 30)}\n"
+            "assert sys.argv[1] == '-n', sys.argv\nprint(answers[sys.argv[2]])",
+            "sysctl",
+            [48 << 30],
+        ),
+    ],
+)
+def test_vram_auto_knows_rocm_and_apple_unified_memory(
+    tmp_path: Path, tool: str, body: str, source: str, vram: list[int]
+) -> None:
+    if importlib.util.find_spec("pynvml") is not None:
+        pytest.skip("NVML would answer first")
+    _fake_tool(tmp_path, tool, body)
+    card = EXAMPLES / "cards" / "demo__Mixtral-8x7B-Instruct-exl2.md"
+    r = run_qp("pick", "--card", card, "--vram", "auto", "--json", env={"PATH": str(tmp_path)})
+    assert r.returncode in (0, 4), r.stderr
+    budget = json.loads(r.stdout)["budget"]
+    assert budget["source"] == source
+    assert budget["gpu_vram_bytes"] == vram
