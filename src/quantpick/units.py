@@ -54,11 +54,19 @@ _RUNTIME_ALIASES: Final = {
 }
 
 
+# more digits than any GPU or context length has: a float would overflow to inf on the way
+MAX_DIGITS = 24
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
+
+
 def parse_amount_bytes(text: str, *, what: str = "amount", forms: str = AMOUNT_FORMS) -> int:
     """One memory amount; bare numbers are GiB. ``0`` is allowed (a reserve may be zero)."""
     match = _AMOUNT.match(text)
-    if match is None:
-        raise UsageError(f"invalid {what} {text!r}; accepted forms: {forms}")
+    if match is None or len(match.group(1)) > MAX_DIGITS:
+        raise UsageError(f"invalid {what} {_shown(text)}; accepted forms: {forms}")
     number, unit = match.group(1), (match.group(2) or "").lower()
     return round(float(number) * _UNIT_BYTES[unit])
 
@@ -79,8 +87,8 @@ def parse_vram(text: str) -> tuple[int, ...] | Literal["auto"]:
 def parse_context(text: str) -> int:
     """``--ctx``: tokens; ``16k`` is 16 x 1024."""
     match = _CONTEXT.match(text)
-    if match is None:
-        raise UsageError(f"invalid context length {text!r}; accepted forms: {CONTEXT_FORMS}")
+    if match is None or len(match.group(1)) > MAX_DIGITS:
+        raise UsageError(f"invalid context length {_shown(text)}; accepted forms: {CONTEXT_FORMS}")
     number, suffix = float(match.group(1)), (match.group(2) or "").lower()
     scale = {"": 1, "k": CONTEXT_K_TOKENS, "m": CONTEXT_M_TOKENS}[suffix]
     tokens = number * scale

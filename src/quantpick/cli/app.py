@@ -179,6 +179,16 @@ RuntimeOpt = Annotated[
         show_default=False,
     ),
 ]
+TimeoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--timeout",
+        envvar="QUANTPICK_TIMEOUT",
+        help="Seconds to wait for a server to connect or send anything before retrying. "
+        "Default: 30.",
+        show_default=False,
+    ),
+]
 ReserveOpt = Annotated[
     str,
     typer.Option(
@@ -286,13 +296,14 @@ def list_cmd(
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Show a repo's quantized variants: the card's table, checked against the Hub."""
     from quantpick.cli import output, render
     from quantpick.commands import args, listing
 
     out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
-    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
+    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
@@ -320,13 +331,14 @@ def pick_cmd(
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Print only the best variant's name that fits (for BRANCH=$(quantpick pick ...))."""
     from quantpick.cli import output, render
     from quantpick.commands import args, pick
 
     out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format))
-    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose)
+    hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
     try:
@@ -449,6 +461,19 @@ def fetch_cmd(
             show_default=False,
         ),
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="Hash every file already present, whatever earlier checks said."
+        ),
+    ] = False,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Take files the Hub (a partial mirror) gives no hash for; recorded as unverified.",
+        ),
+    ] = False,
     wide: WideOpt = False,
     output_format: FormatOpt = "auto",
     json: JsonOpt = False,
@@ -457,13 +482,14 @@ def fetch_cmd(
     cache_dir: CacheDirOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Choose (or take) a variant and download exactly its files, verified; prints the path last."""
     from quantpick.cli import output, render
     from quantpick.commands import args, fetch
 
     out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
-    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
+    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
     )
@@ -478,6 +504,8 @@ def fetch_cmd(
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),
         force=force_download,
+        verify=verify,
+        allow_unverified=allow_unverified,
     )
     result = fetch.fetch(repo, choice, budget, config, hub, opts, out)
     render.render_fetch(out, result)
@@ -525,6 +553,7 @@ def search_cmd(
     cache_dir: CacheDirOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Rank the variants of every quantized repo of a base model: the best that fits first."""
     from quantpick.cli import output, render
@@ -535,7 +564,7 @@ def search_cmd(
         # `search --format exl2,gguf` filtered quant formats before --format meant the output
         quant_formats, output_format = quant_formats or output_format, "auto"
     out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
-    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose)
+    hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
     result = search.search(base_model, budget, quant_formats, limit, hub)
     render.render_search(out, result)

@@ -330,13 +330,22 @@ def render_fetch(out: Out, result: FetchResult) -> None:
             soft_wrap=True,
         )
         return
+    hashed = sum(f.status is FileStatus.VERIFIED for f in result.files)
+    unverified = sum(f.status is FileStatus.UNVERIFIED for f in result.files)
+    trusted = len(result.files) - hashed - unverified
+    checked = f"{hashed} hashed and verified"
+    if trusted:
+        checked += f", {trusted} unchanged since their last check (--verify re-hashes them)"
+    if unverified:
+        checked += f", {unverified} UNVERIFIED (the Hub gave no hash)"
     resumed = (
         f" (resumed: {gb(result.resumed_bytes)} were already here)" if result.resumed_bytes else ""
     )
     noun = "file" if len(result.files) == 1 else "files"
     out.info(
         f"{result.repo}@{result.revision} ({result.commit_sha[:12]}): "
-        f"{len(result.files)} {noun}, {gb(result.transferred_bytes)} transferred{resumed}, verified"
+        f"{len(result.files)} {noun}, {gb(result.transferred_bytes)} transferred{resumed}, "
+        + checked
     )
     out.line(result.local_dir)
 

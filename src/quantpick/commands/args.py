@@ -118,6 +118,24 @@ class HubArgs:
     cache_dir: Path | None
     offline: bool
     verbose: bool = False
+    # seconds, as given (--timeout / QUANTPICK_TIMEOUT); None: the default
+    timeout: str | None = None
+
+    def timeout_s(self) -> float:
+        from quantpick.hub.settings import DEFAULT_TIMEOUT_S
+
+        if self.timeout is None:
+            return DEFAULT_TIMEOUT_S
+        try:
+            value = float(self.timeout) if len(self.timeout) <= 20 else float("nan")
+        except ValueError:
+            value = float("nan")
+        if not 0.1 <= value <= 3600:
+            raise UsageError(
+                f"--timeout {self.timeout[:40]!r} is not a number of seconds from 0.1 to 3600",
+                "e.g. --timeout 30 (or QUANTPICK_TIMEOUT=30)",
+            )
+        return value
 
     def connect(self, *, needs_network: bool = False) -> Hub:
         from quantpick.hub.client import Hub
@@ -138,6 +156,12 @@ class HubArgs:
                 "unset HF_HUB_OFFLINE; `quantpick list --offline` answers from the cache",
             )
         token = resolve_token(self.token)
+        if token is not None and not (token.isascii() and token.isprintable()):
+            # an HTTP header holds ASCII only; the token itself is never printed
+            raise UsageError(
+                "the token holds a character that is not printable ASCII",
+                "copy the token again from https://huggingface.co/settings/tokens",
+            )
         if self.verbose:
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
@@ -152,6 +176,7 @@ class HubArgs:
                 cache_dir=self.cache_dir or default_cache_dir(),
                 offline=offline,
                 verbose=self.verbose,
+                timeout_s=self.timeout_s(),
             )
         )
 

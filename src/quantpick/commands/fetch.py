@@ -77,6 +77,10 @@ class FetchArgs:
     exclude: tuple[str, ...] = ()
     # download every file again, even those already in place
     force: bool = False
+    # hash every file already present, whatever earlier checks said
+    verify: bool = False
+    # take files the Hub gives no hash for
+    allow_unverified: bool = False
 
 
 def choose_variant(
@@ -254,18 +258,21 @@ def _online(
     budget = rec.budget if rec else None
     reasons = _reasons(variant, rec, cand, choice, out)
     _warn_whole_branch(inv, variant, out)
-    options = (
-        TransferOptions()
-        if opts.max_workers is None
-        else TransferOptions(max_workers=opts.max_workers)
+    # the ranged engine's connect/read timeout and hf_transfer's stall watchdog
+    options = TransferOptions(
+        allow_unverified=opts.allow_unverified, stall_timeout_s=hub.settings.timeout_s
     )
+    if opts.max_workers is not None:
+        options = replace(options, max_workers=opts.max_workers)
     local_dir = opts.local_dir or models_dir(repo, variant)
     # the reasons come before the first byte: on a 40 GB download the user can still stop it
     # (a variant named without a budget needs none: the manifest still records why)
     for reason in reasons if rec is not None or choice.reasons else ():
         out.info(reason)
     try:
-        plan = plan_fetch(hub, repo, variant, opts.revision, local_dir, backend)
+        plan = plan_fetch(
+            hub, repo, variant, opts.revision, local_dir, backend, recheck=opts.verify
+        )
         plan = with_globs(hub, plan, opts.include, opts.exclude, backend)
         displaced = claim(plan, replace=opts.replace)
         if opts.dry_run:
@@ -297,6 +304,7 @@ def _online(
         dry_run=False,
         transferred=done.transferred_bytes,
         resumed=resumed,
+        hashed=frozenset(done.hashed_paths),
     )
 
 
@@ -442,15 +450,23 @@ def fetch_result(
     dry_run: bool,
     transferred: int,
     resumed: int = 0,
+    hashed: frozenset[str] = frozenset(),
 ) -> FetchResult:
     from quantpick.commands.results import FileStatus, chosen, listed
+
+    unchecked = {f.path for f in plan.files if f.hashless}
+
+    def status(path: str) -> FileStatus:
+        if path in unchecked:
+            return FileStatus.UNVERIFIED
+        return FileStatus.VERIFIED if path in hashed else FileStatus.UNCHANGED
 
     files = tuple(
         FileOut(
             path=f.path,
             size_bytes=f.size_bytes,
             sha256=f.sha256,
-            status=FileStatus(f.state.value) if dry_run else FileStatus.VERIFIED,
+            status=FileStatus(f.state.value) if dry_run else status(f.path),
             backend=f.backend.value if dry_run else None,
         )
         for f in plan.files

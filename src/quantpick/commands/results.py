@@ -109,9 +109,11 @@ class PickResult(Envelope):
 
 
 class FileStatus(StrEnum):
-    # fetch: checked and in place
+    # fetch: hashed by this run and in place
     VERIFIED = "verified"
-    # fetch --dry-run: what is on disk before the run
+    # fetch: hashed by an earlier run, trusted because its size and mtime have not changed since
+    UNCHANGED = "unchanged since checked"
+    # fetch --dry-run: what is on disk before the run; fetch: "unverified" = the Hub gave no hash
     COMPLETE = "complete"
     PARTIAL = "partial"
     UNVERIFIED = "unverified"

@@ -62,6 +62,8 @@ class TransferOptions:
     backoff_max_s: float = 8.0
     # concurrent huggingface_hub downloads of small files
     hub_workers: int = 4
+    # take files the Hub gave no hash for (a partial mirror), recorded as unverified
+    allow_unverified: bool = False
 
 
 class Cancelled(Exception):
@@ -159,6 +161,7 @@ class Context:
                 lfs=planned.lfs,
                 mtime_ns=st.st_mtime_ns,
                 backend=backend.value,
+                unverified=planned.hashless,
             )
         )
 

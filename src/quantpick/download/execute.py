@@ -48,11 +48,13 @@ from quantpick.download.localfs import (
     check_parents,
     ensure_dir,
     hash_file,
+    planted_link,
 )
 from quantpick.download.manifest import (
     Manifest,
     ManifestFile,
     VerifyReport,
+    clear_failed,
     known_good,
     remove_verified,
     still_good,
@@ -112,6 +114,8 @@ class FetchResult(Record):
     reused_bytes: int
     files_transferred: int
     elapsed_s: float
+    # files whose bytes this run hashed; the rest were trusted from an earlier check
+    hashed_paths: tuple[str, ...] = ()
 
 
 def require_verified(local_dir: Path, *, full: bool = True) -> VerifyReport:
@@ -149,7 +153,7 @@ def execute(
     )
     with _dir_lock(plan.local_dir, lock_timeout_s), _signals(ctx.cancel) as caught:
         try:
-            manifest, reused = _fetch_locked(ctx, estimate, reasons)
+            manifest, reused, hashed = _fetch_locked(ctx, estimate, reasons)
         except Cancelled:
             raise _stopped(caught.signum, plan.local_dir) from None
         finally:
@@ -161,13 +165,23 @@ def execute(
         reused_bytes=reused,
         files_transferred=ctx.stats.files_transferred,
         elapsed_s=time.monotonic() - started,
+        hashed_paths=hashed,
     )
 
 
 def _fetch_locked(
     ctx: Context, estimate: Estimate | None, reasons: tuple[str, ...]
-) -> tuple[Manifest, int]:
+) -> tuple[Manifest, int, tuple[str, ...]]:
     plan, local_dir = ctx.plan, ctx.plan.local_dir
+    hashless = [f.path for f in plan.files if f.hashless]
+    if hashless and not ctx.options.allow_unverified:
+        shown = ", ".join(hashless[:3]) + (" ..." if len(hashless) > 3 else "")
+        raise IntegrityError(
+            f"{ctx.hub.settings.endpoint} gives no hash for {len(hashless)} files of "
+            f"{plan.repo} ({shown}): their bytes cannot be verified",
+            "pass --allow-unverified to take them unchecked (recorded as unverified), "
+            "or fetch from a server that lists hashes",
+        )
     join = join_spec(plan)
     if join is not None:
         # a join killed halfway: part a's bytes go back under its name before anything is planned
@@ -189,10 +203,12 @@ def _fetch_locked(
         records[joined.path] = joined
         files = list(_parts_complete(files, join))
     records_lock = threading.Lock()
+    hashed: set[str] = set()
 
     def on_done(record: ManifestFile) -> None:
         with records_lock:
             records[record.path] = record
+            hashed.add(record.path)
             write_verified(local_dir, plan.commit_sha, records.values())
 
     ctx.on_done = on_done
@@ -222,10 +238,12 @@ def _fetch_locked(
         reasons=reasons,
     )
     write_manifest(local_dir, manifest)
+    # every file a verify found damaged was either hashed again or downloaded again above
+    clear_failed(local_dir)
     remove_verified(local_dir)
     _tidy(local_dir)
     ctx.progress.finish()
-    return manifest, reused
+    return manifest, reused, tuple(sorted(hashed))
 
 
 def settle_joins(plan: FetchPlan) -> FetchPlan:
@@ -304,6 +322,7 @@ def _check_present(ctx: Context, files: list[PlannedFile]) -> list[PlannedFile]:
                     lfs=f.lfs,
                     mtime_ns=st.st_mtime_ns,
                     backend="local",
+                    unverified=f.hashless,
                 )
             )
             ctx.progress.file_done(f.path)
@@ -320,6 +339,7 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
     """Before the first byte: may this token read the files, and do they fit on the disk?"""
     for f in todo:
         check_parents(ctx.plan.local_dir, check_hub_path(f.path))
+    _fresh_staging(ctx.plan.local_dir)
     first = todo[0]
     source = ctx.resolve(first.path)
     need = sum(f.missing_bytes for f in todo) + extra
@@ -330,6 +350,21 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
             f"but {ctx.plan.local_dir} has {format_size(free)} free"
         )
     return {first.path: source}
+
+
+def _fresh_staging(local_dir: Path) -> None:
+    """huggingface_hub follows whatever it finds in its local_dir: each run starts with none.
+
+    A link there was planted (quantpick never makes one), so the fetch stops before any byte.
+    """
+    staging = local_dir / STATE_DIR / HUB_STAGING
+    link = planted_link(staging)
+    if link is not None:
+        raise IntegrityError(
+            f"{link} is a link quantpick did not create; refusing to download through it",
+            f"remove it (or {staging}) and run the fetch again",
+        )
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _tidy(local_dir: Path) -> None:

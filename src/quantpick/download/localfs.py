@@ -41,6 +41,10 @@ def check_hub_path(path: str) -> PurePosixPath:
 def _why_unsafe(path: str) -> str | None:
     if not path:
         return "empty"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8 (a lone surrogate)"
     if "\0" in path or "\\" in path:
         return "NUL or backslash"
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
@@ -181,8 +185,26 @@ def hash_file(
         return digest
 
 
+def planted_link(root: Path) -> Path | None:
+    """The first symlink under ROOT (ROOT itself included), never following one; None if none."""
+    try:
+        if stat.S_ISLNK(os.lstat(root).st_mode):
+            return root
+    except FileNotFoundError:
+        return None
+    for top, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            if os.path.islink(os.path.join(top, name)):
+                return Path(top, name)
+    return None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    # O_EXCL|O_NOFOLLOW: a link planted at the temporary name is never written through
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(tmp, flags, 0o644), "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)

@@ -29,6 +29,8 @@ from quantpick.records import Estimate, Record, Variant
 
 MANIFEST_SCHEMA = "quantpick/manifest@1"
 VERIFIED_NAME = "verified.json"
+# paths a `verify` found damaged: their recorded size and mtime no longer vouch for them
+FAILED_NAME = "failed-verify.json"
 
 
 class ManifestFile(Record):
@@ -41,6 +43,8 @@ class ManifestFile(Record):
     # when the file was last checked: an unchanged (size, mtime) spares a re-hash on the next fetch
     mtime_ns: int = 0
     backend: str = ""
+    # the Hub gave no hash: sha256 is of the bytes as received, which nothing checked
+    unverified: bool = False
 
 
 class Manifest(Record):
@@ -125,6 +129,10 @@ def verify(local_dir: Path, *, full: bool = True) -> VerifyReport:
     }
     for entry in manifest.files:
         buckets[_check(local_dir, entry, full=full)].append(entry.path)
+    failed = buckets["missing"] + buckets["wrong_size"] + buckets["wrong_hash"]
+    if failed:
+        # bit rot keeps size and mtime: without this the next fetch would trust the file again
+        record_failed(local_dir, failed)
     return VerifyReport(
         local_dir=local_dir,
         manifest=manifest,
@@ -172,13 +180,45 @@ def write_verified(local_dir: Path, commit_sha: str, files: Iterable[ManifestFil
 
 
 def known_good(local_dir: Path, commit_sha: str) -> dict[str, ManifestFile]:
-    """Every file record a manifest or an unfinished fetch vouches for, by path."""
+    """Every file record a manifest or an unfinished fetch vouches for, by path; never one that
+    a `verify` found damaged since."""
     known = read_verified(local_dir, commit_sha)
     manifest = read_manifest(local_dir)
     if manifest is not None:
         for f in manifest.files:
             known.setdefault(f.path, f)
+    for path in read_failed(local_dir):
+        known.pop(path, None)
     return known
+
+
+def _failed_path(local_dir: Path) -> Path:
+    return local_dir / STATE_DIR / FAILED_NAME
+
+
+def record_failed(local_dir: Path, paths: Iterable[str]) -> None:
+    """Remember files a verify found damaged until a fetch has hashed them again."""
+    state = local_dir / STATE_DIR
+    if state.is_symlink():
+        return
+    with contextlib.suppress(OSError):
+        state.mkdir(exist_ok=True)
+        atomic_write_text(
+            _failed_path(local_dir), json.dumps(sorted(read_failed(local_dir) | set(paths)))
+        )
+
+
+def read_failed(local_dir: Path) -> set[str]:
+    try:
+        raw = json.loads(_failed_path(local_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return set()
+    return {p for p in raw if isinstance(p, str)} if isinstance(raw, list) else set()
+
+
+def clear_failed(local_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_failed_path(local_dir))
 
 
 def still_good(local_dir: Path, record: ManifestFile) -> bool:

@@ -88,6 +88,11 @@ class PlannedFile(Record):
         return self.sha256 is not None
 
     @property
+    def hashless(self) -> bool:
+        """The Hub gave no hash for it: its bytes can be taken, never verified."""
+        return self.sha256 is None and self.git_oid is None
+
+    @property
     def missing_bytes(self) -> int:
         return 0 if self.state is FileState.COMPLETE else self.size_bytes - self.have_bytes
 
@@ -255,7 +260,9 @@ def plan_fetch(
     revision = revision or default_revision(variant)
     commit = hub.commit_sha(repo, revision)
     tree = hub.files(repo, commit)
-    selected = select_files(variant, tree)
+    selected = tuple(
+        (_with_hash(hub, repo, commit, f), role) for f, role in select_files(variant, tree)
+    )
     target = Path(local_dir) if local_dir is not None else default_local_dir(repo, variant.name)
     known = {} if recheck else known_good(target, commit)
     if backend is Backend.AUTO and _proxied(hub.settings.endpoint):
@@ -286,6 +293,14 @@ def plan_fetch(
         small_file_bytes=small_file_bytes,
         recheck=recheck,
     )
+
+
+def _with_hash(hub: Hub, repo: str, commit: str, f: RemoteFile) -> RemoteFile:
+    """A file the listing gave no hash for (a partial mirror): ask a fresh HEAD for one."""
+    if f.sha256 is not None or f.git_oid is not None:
+        return f
+    sha256, git_oid = hub.file_hashes(repo, commit, f.path)
+    return f.model_copy(update={"sha256": sha256, "git_oid": git_oid})
 
 
 def _proxied(endpoint: str) -> bool:

@@ -61,16 +61,38 @@ def _merged(config: Mapping[str, object]) -> dict[str, object]:
     return merged
 
 
+# Past these a config.json describes no model that exists (the largest have ~10^2 layers, ~10^5
+# hidden units, ~10^6 tokens of vocabulary): hostile input, refused before anything is sized by it.
+_CAPS: Final = {"layers": 10_000, "hidden": 1 << 20, "heads": 1 << 16, "vocab": 1 << 24}
+_ANY_CAP: Final = 1 << 40
+
+
 def _int(config: Mapping[str, object], keys: tuple[str, ...]) -> int | None:
     for key in keys:
         value = config.get(key)
         if isinstance(value, bool):
             continue
-        if isinstance(value, int) and value > 0:
-            return value
         if isinstance(value, float) and value > 0 and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and value > 0:
+            if value > _ANY_CAP:
+                raise _absurd(key, value, _ANY_CAP)
+            return value
     return None
+
+
+def _absurd(key: str, value: int, cap: int) -> UsageError:
+    shown = str(value) if value < 10**15 else f"a {len(str(value))}-digit number"
+    return UsageError(
+        f"config.json gives {key} = {shown}, more than any model has (at most {cap})",
+        hint="pass the model's own config.json with --config FILE",
+    )
+
+
+def _capped(value: int, what: str, key: str) -> int:
+    if value > _CAPS[what]:
+        raise _absurd(key, value, _CAPS[what])
+    return value
 
 
 def _required(config: Mapping[str, object], keys: tuple[str, ...]) -> int:
@@ -133,9 +155,9 @@ def shape_from_config(config: Mapping[str, object]) -> ModelShape:
     """
     merged = _merged(config)
     family = str(merged.get("model_type", ""))
-    layers = _required(merged, _LAYERS)
-    hidden = _required(merged, _HIDDEN)
-    heads = _required(merged, _HEADS)
+    layers = _capped(_required(merged, _LAYERS), "layers", _LAYERS[0])
+    hidden = _capped(_required(merged, _HIDDEN), "hidden", _HIDDEN[0])
+    heads = _capped(_required(merged, _HEADS), "heads", _HEADS[0])
     head_dim = _int(merged, ("head_dim", "attention_head_dim")) or hidden // heads
     intermediate = _int(merged, _INTERMEDIATE)
     if intermediate is None:
@@ -151,7 +173,9 @@ def shape_from_config(config: Mapping[str, object]) -> ModelShape:
         num_attention_heads=heads,
         num_kv_heads=_kv_heads(merged, family, heads),
         head_dim=head_dim,
-        vocab_size=_required(merged, ("vocab_size", "padded_vocab_size", "n_vocab")),
+        vocab_size=_capped(
+            _required(merged, ("vocab_size", "padded_vocab_size", "n_vocab")), "vocab", "vocab_size"
+        ),
         intermediate_size=intermediate,
         num_experts=experts,
         num_experts_per_token=min(_int(merged, _EXPERTS_PER_TOKEN) or 1, experts),

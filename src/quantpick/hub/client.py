@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx2 as httpx  # huggingface_hub 2.x transport; its errors are not wrapped
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, set_client_factory
 from huggingface_hub.errors import (
     EntryNotFoundError as HfEntryNotFoundError,
 )
@@ -34,6 +34,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
+from huggingface_hub.utils._http import hf_request_event_hook
 from huggingface_hub.utils.tqdm import disable_progress_bars
 
 from quantpick.errors import (
@@ -75,6 +76,7 @@ class Hub:
         # one progress display, quantpick's: huggingface_hub's tqdm bars (cold look-ups, small
         # files) would mix a second and third style into it, and ignore --quiet
         disable_progress_bars()
+        _use_timeouts(settings.timeout_s)
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
         )
@@ -312,9 +314,32 @@ class Hub:
                 self._cache.write_text(repo, leaf, text)
         try:
             data = json.loads(text) if text is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):
+            # a config nested past the parser's depth is as unreadable as one that is not JSON
             return None
         return data if isinstance(data, dict) else None
+
+    def file_hashes(self, repo: str, revision: str, path: str) -> tuple[str | None, str | None]:
+        """(sha256, git blob id) from a fresh HEAD of the file: X-Linked-Etag or ETag.
+
+        For a mirror that lists no hashes; an ETag that is neither (nginx's size-mtime) gives
+        (None, None), and the file can only be taken unverified.
+        """
+        with self._mapped(repo, revision, path):
+            meta = self._retrying(
+                lambda: get_hf_file_metadata(
+                    self.resolve_url(repo, revision, path),
+                    token=self._token_arg,
+                    endpoint=self.settings.endpoint,
+                    library_name="quantpick",
+                )
+            )
+        etag = (meta.etag or "").strip('"').lower()
+        if re.fullmatch(r"[0-9a-f]{64}", etag):
+            return etag, None
+        if re.fullmatch(r"[0-9a-f]{40}", etag):
+            return None, etag
+        return None, None
 
     def resolve_url(self, repo: str, revision: str, path: str) -> str:
         return (
@@ -367,6 +392,41 @@ def branches_hint(repo: str, heads: dict[str, str]) -> str:
         return f"run `quantpick list {repo}` to see the branches that exist"
     shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
     return f"{repo} has the branches {shown}"
+
+
+class _TimeoutTransport(httpx.HTTPTransport):
+    """Every request gets connect/read/write/pool timeouts: huggingface_hub passes timeout=None
+    on many API calls, which would wait on a silent server forever."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self.timeout_s = timeout_s
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        t = self.timeout_s
+        request.extensions["timeout"] = {"connect": t, "read": t, "write": t, "pool": t}
+        return super().handle_request(request)
+
+
+_timeout_lock = threading.Lock()
+_timeout_set: float | None = None
+
+
+def _use_timeouts(timeout_s: float) -> None:
+    """huggingface_hub shares one client per process: (re)made once with these timeouts."""
+    global _timeout_set
+    with _timeout_lock:
+        if _timeout_set == timeout_s:
+            return
+        _timeout_set = timeout_s
+        set_client_factory(
+            lambda: httpx.Client(
+                event_hooks={"request": [hf_request_event_hook]},
+                follow_redirects=True,
+                transport=_TimeoutTransport(timeout_s),
+                timeout=timeout_s,
+            )
+        )
 
 
 def _endpoint_missing(exc: HfHubHTTPError) -> bool:

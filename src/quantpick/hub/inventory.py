@@ -4,6 +4,8 @@ model's shape. The one place that strings card.parser, hub.client and reconcile 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,9 +45,30 @@ class Inventory(Record):
         return None
 
 
+# A card of 100k table rows is ~10 MB; anything far beyond is not a model card or config.
+MAX_LOCAL_FILE_BYTES = 64 << 20
+
+
 def read_text(path: Path, what: str) -> str:
+    """A user's --card/--config: a regular file, bounded in size, never a FIFO or a device."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        # O_NONBLOCK: opening a FIFO with no writer must not hang before the type check
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(st.st_mode):
+                raise UsageError(
+                    f"{what} {path} is not a regular file", "give the path of a file on disk"
+                )
+            data = f.read(MAX_LOCAL_FILE_BYTES + 1)
+        if len(data) > MAX_LOCAL_FILE_BYTES:
+            raise UsageError(
+                f"{what} {path} is larger than {MAX_LOCAL_FILE_BYTES >> 20} MiB",
+                "give a model card or config.json, not another file",
+            )
+        return data.decode("utf-8", errors="replace")
     except FileNotFoundError:
         raise UsageError(f"{what} {path} does not exist", "check the path") from None
     except IsADirectoryError:
@@ -60,6 +83,8 @@ def load_config_file(path: Path) -> ModelShape:
     text = read_text(path, "config file")
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply", "give a model's config.json") from None
     except ValueError:
         raise UsageError(f"{path} is not JSON", "give a model's config.json") from None
     if not isinstance(data, dict):

@@ -15,6 +15,9 @@ from pathlib import Path
 DEFAULT_ENDPOINT = "https://huggingface.co"
 # Bounded so a 300-branch repo does not open 300 connections; 8 keeps loopback and the Hub busy.
 DEFAULT_MAX_WORKERS = 8
+# connect and read timeout of every request (QUANTPICK_TIMEOUT, --timeout): a server that accepts
+# and never answers is given up on (then retried) after this long, never waited on forever
+DEFAULT_TIMEOUT_S = 30.0
 
 
 def resolve_token(explicit: str | None) -> str | None:
@@ -83,3 +86,4 @@ class HubSettings:
     max_workers: int = DEFAULT_MAX_WORKERS
     retry_backoff_s: float = 0.5
     verbose: bool = False
+    timeout_s: float = DEFAULT_TIMEOUT_S

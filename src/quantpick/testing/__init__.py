@@ -8,6 +8,7 @@ from quantpick.testing.faults import Fault, FaultTable
 from quantpick.testing.log import RequestLog, RequestRecord
 from quantpick.testing.process import HubProcess
 from quantpick.testing.server import DEFAULT_TOKEN, HubServer
+from quantpick.testing.silent import SilentServer
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -18,6 +19,7 @@ __all__ = [
     "HubServer",
     "RequestLog",
     "RequestRecord",
+    "SilentServer",
     "make_repo",
     "write_file",
 ]

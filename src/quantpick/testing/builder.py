@@ -37,6 +37,7 @@ def make_repo(
     tokens: Iterable[str] = (),
     lfs_threshold_bytes: int | None = None,
     served_as: Mapping[str, str] | None = None,
+    mirror: Iterable[str] = (),
 ) -> BuiltRepo:
     """Write `repo_id` under `root`; `readme` goes to every branch that has no README.md of its own.
 
@@ -77,6 +78,8 @@ def make_repo(
         settings["lfs_threshold_bytes"] = lfs_threshold_bytes
     if served_as:
         settings["served_as"] = dict(served_as)
+    if mirror := sorted(mirror):
+        settings["mirror"] = mirror
     if settings:
         (repo_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
     return BuiltRepo(repo_id, repo_dir, dirs)

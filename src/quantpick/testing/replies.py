@@ -43,7 +43,11 @@ class HubError(Exception):
 
 
 def json_reply(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-    body = json.dumps(data, ensure_ascii=False).encode()
+    try:
+        body = json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # a lone surrogate (a hostile file name) has no UTF-8 form: JSON escapes it, as the Hub does
+        body = json.dumps(data).encode()
     return Reply(
         status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, body
     )

@@ -122,7 +122,10 @@ class HubRoutes:
         blobs = req.flag("blobs")
         body: dict[str, Any] = {
             **_summary(repo, snap, data),
-            "siblings": [_sibling(e, blobs=blobs) for e in snap.files],
+            "siblings": [
+                _sibling(e, blobs=blobs, blob_ids="no_blob_ids" not in repo.settings.mirror)
+                for e in snap.files
+            ],
             "spaces": [],
             "usedStorage": sum(e.size for e in snap.files),
         }
@@ -130,6 +133,9 @@ class HubRoutes:
 
     def tree(self, req: Request, repo_id: str, rest: list[str]) -> Reply:
         repo = self._repo(req, repo_id)
+        if "no_tree" in repo.settings.mirror:
+            # what a mirror without the endpoint answers: no Hub error code
+            raise HubError(404, None, "Not Found")
         snap, path = self._split_rev(repo, rest)
         path = path.strip("/")
         if not snap.is_dir(path):
@@ -154,16 +160,19 @@ class HubRoutes:
         if entry is None:
             # the commit header lets the client cache the file's absence (.no_exist)
             raise HubError(404, "EntryNotFound", "Entry not found", headers=commit)
+        etag = entry.oid
+        if "opaque_etag" in repo.settings.mirror:
+            etag = f"{entry.size:x}-{int(entry.mtime):x}"
         if entry.lfs_sha256 is None:
-            headers = {**commit, "ETag": f'"{entry.oid}"', "Content-Type": _content_type(path)}
+            headers = {**commit, "ETag": f'"{etag}"', "Content-Type": _content_type(path)}
             return Reply(200, headers, file=entry)
         location = self.signer.url(
             self.cdn_endpoint, f"{repo_id}/{snap.commit}/{path}", ttl_s=self.cdn_ttl_s
         )
         headers = {
             **commit,
-            "ETag": f'"{entry.oid}"',
-            "X-Linked-Etag": f'"{entry.lfs_sha256}"',
+            "ETag": f'"{etag}"',
+            "X-Linked-Etag": f'"{entry.lfs_sha256 if etag == entry.oid else etag}"',
             "X-Linked-Size": str(entry.size),
             "Location": location,
             "Content-Type": "text/plain; charset=utf-8",
@@ -218,10 +227,12 @@ def _summary(repo: Repo, snap: Snapshot, data: dict[str, Any] | None) -> dict[st
     return body
 
 
-def _sibling(e: Entry, *, blobs: bool) -> dict[str, Any]:
+def _sibling(e: Entry, *, blobs: bool, blob_ids: bool = True) -> dict[str, Any]:
     if not blobs:
         return {"rfilename": e.path}
-    out: dict[str, Any] = {"rfilename": e.path, "size": e.size, "blobId": e.oid}
+    out: dict[str, Any] = {"rfilename": e.path, "size": e.size}
+    if blob_ids:
+        out["blobId"] = e.oid
     if e.lfs_sha256 is not None:
         out["lfs"] = {"size": e.size, "sha256": e.lfs_sha256, "pointerSize": e.pointer_size}
     return out

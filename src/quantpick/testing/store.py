@@ -66,13 +66,24 @@ class RepoSettings:
     lfs_extensions: frozenset[str] = DEFAULT_LFS_EXTENSIONS
     # a hostile server: list and serve a branch file under another name ("../x", "/etc/x", "a\\b")
     served_as: tuple[tuple[str, str], ...] = ()
+    # a partial mirror: "no_tree" (no tree listing: bare 404), "no_blob_ids" (model info without
+    # blobId), "opaque_etag" (ETags that are no hash, as nginx makes them from size and mtime)
+    mirror: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, repo_dir: Path) -> RepoSettings:
         raw = _read_json(repo_dir / SETTINGS_FILE)
         if raw is None:
             return cls()
-        known = {"private", "gated", "tokens", "lfs_threshold_bytes", "lfs_extensions", "served_as"}
+        known = {
+            "private",
+            "gated",
+            "tokens",
+            "lfs_threshold_bytes",
+            "lfs_extensions",
+            "served_as",
+            "mirror",
+        }
         unknown = set(raw) - known
         if unknown:
             raise StoreError(f"{repo_dir / SETTINGS_FILE}: unknown keys {sorted(unknown)}")
@@ -90,10 +101,21 @@ class RepoSettings:
             lfs_threshold_bytes=int(raw.get("lfs_threshold_bytes", DEFAULT_LFS_THRESHOLD_BYTES)),
             lfs_extensions=frozenset(raw.get("lfs_extensions", DEFAULT_LFS_EXTENSIONS)),
             served_as=tuple(sorted(dict(raw.get("served_as", {})).items())),
+            mirror=_mirror(repo_dir, raw.get("mirror", ())),
         )
 
     def is_lfs(self, path: str, size: int) -> bool:
         return size >= self.lfs_threshold_bytes or Path(path).suffix.lower() in self.lfs_extensions
+
+
+MIRROR_MODES = frozenset({"no_tree", "no_blob_ids", "opaque_etag"})
+
+
+def _mirror(repo_dir: Path, raw: object) -> frozenset[str]:
+    modes = frozenset(raw) if isinstance(raw, list | tuple) else frozenset({raw})
+    if not modes <= MIRROR_MODES:
+        raise StoreError(f"{repo_dir / SETTINGS_FILE}: mirror modes are {sorted(MIRROR_MODES)}")
+    return frozenset(str(m) for m in modes)
 
 
 @dataclass(frozen=True)

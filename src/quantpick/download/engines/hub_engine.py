@@ -6,6 +6,7 @@ is checked.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections import deque
@@ -14,7 +15,7 @@ from quantpick.download.context import HUB_STAGING, Context, Run, bad_hash
 from quantpick.download.localfs import STATE_DIR, check_hub_path, ensure_dir, hash_file
 from quantpick.download.partial import partial_key
 from quantpick.download.plan import Backend, PlannedFile
-from quantpick.errors import NetworkError
+from quantpick.errors import IntegrityError, NetworkError
 
 
 def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
@@ -24,6 +25,12 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
     redownloads_left = 1
     while True:
         staging = ensure_dir(ctx.local_dir, f"{STATE_DIR}/{HUB_STAGING}/{partial_key(p.path)}")
+        if os.listdir(staging):
+            # emptied before the first byte and after every try: anything here was planted
+            raise IntegrityError(
+                f"{staging} holds files quantpick did not put there; refusing to download into it",
+                "remove it and run the fetch again",
+            )
         try:
             try:
                 ctx.hub.download_file(ctx.plan.repo, ctx.plan.commit_sha, p.path, staging)

@@ -1,0 +1,422 @@
+"""Integrity and safety under faults, driven through the real CLI against the loopback Hub
+(issue 16 and issue 15 item 1): what is called verified was hashed against the Hub's own hash,
+nothing is written through a link quantpick did not make, and hostile input ends in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from qp import EXAMPLES, REPO_ROOT, run_qp
+from quantpick.testing import HubProcess, make_repo
+
+WEIGHTS = os.urandom(2 << 20)
+CONFIG = '{"model_type": "llama", "num_hidden_layers": 2}'
+
+
+def _qp(
+    hub: HubProcess, cwd: Path, *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(cwd / "hf"), **(env or {})}
+    return run_qp(*args, env=full, cwd=cwd, timeout=90)
+
+
+def _flip_byte_keep_mtime(path: Path, offset: int = 1000) -> None:
+    """Bit rot: one byte changes, size and mtime do not."""
+    st = os.stat(path)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.fixture
+def repo(hub: HubProcess, hub_root: Path) -> str:
+    make_repo(hub_root, "o/m", {"main": {"config.json": CONFIG, "model.safetensors": WEIGHTS}})
+    return "o/m"
+
+
+def _statuses(stdout: str) -> dict[str, str]:
+    return {f["path"]: f["status"] for f in json.loads(stdout)["files"]}
+
+
+# -- issue 15.1: a corrupt file is never called verified ------------------------------------------
+
+
+def test_a_file_verify_found_bad_is_downloaded_again(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    assert _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D").returncode == 0
+    _flip_byte_keep_mtime(tmp_path / "D" / "model.safetensors")
+    bad = _qp(hub, tmp_path, "verify", "D")
+    assert bad.returncode == 8, bad.stderr
+    again = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
+    doc = json.loads(again.stdout)
+    assert doc["transferred_bytes"] >= len(WEIGHTS)
+    assert _statuses(again.stdout)["model.safetensors"] == "verified"
+    assert _qp(hub, tmp_path, "verify", "D").returncode == 0
+
+
+def test_fetch_says_unchanged_for_what_it_did_not_hash_and_verify_rehashes(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    assert _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D").returncode == 0
+    _flip_byte_keep_mtime(tmp_path / "D" / "model.safetensors")
+    trusted = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
+    assert trusted.returncode == 0, trusted.stderr
+    # nothing was hashed, so nothing is called verified
+    assert set(_statuses(trusted.stdout).values()) == {"unchanged since checked"}
+    human = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    assert "0 hashed and verified" in human.stderr
+    assert "--verify" in human.stderr
+    full = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--verify", "--json")
+    assert full.returncode == 0, full.stderr
+    assert set(_statuses(full.stdout).values()) == {"verified"}
+    assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
+
+
+def test_ci_fetch_script_repairs_a_corrupt_cached_model(tmp_path: Path) -> None:
+    from quantpick.testing import HubServer
+
+    venv_bin = REPO_ROOT / ".venv" / "bin"
+    subprocess.run(
+        [str(venv_bin / "python"), str(EXAMPLES / "make_hub.py"), str(tmp_path / "hub")],
+        check=True,
+        capture_output=True,
+    )
+    with HubServer(tmp_path / "hub") as server:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QUANTPICK_"))},
+            "PATH": f"{venv_bin}:{os.environ['PATH']}",
+            "MODEL": "demo/Mixtral-8x7B-Instruct-exl2",
+            "VRAM": "24",
+            "CTX": "16k",
+            "HF_ENDPOINT": server.endpoint,
+            "HF_HOME": str(tmp_path / "hf"),
+        }
+
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", str(EXAMPLES / "ci-fetch.sh")],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=tmp_path,
+                timeout=120,
+                check=False,
+            )
+
+        first = run()
+        assert first.returncode == 0, first.stderr
+        model_dir = tmp_path / first.stdout.strip()
+        biggest = max(
+            (p for p in model_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+        )
+        good = biggest.read_bytes()
+        _flip_byte_keep_mtime(biggest, offset=len(good) // 2)
+        second = run()
+        assert second.returncode == 0, second.stderr
+        assert "cache hit" not in second.stderr
+        assert biggest.read_bytes() == good
+        third = run()
+        assert third.returncode == 0, third.stderr
+        assert "cache hit" in third.stderr
+
+
+# -- 16.1: nothing is written through a link quantpick did not create -----------------------------
+
+
+def _staging(target: Path, path: str) -> Path:
+    from quantpick.download.partial import partial_key
+
+    return target / ".quantpick" / "hub" / partial_key(path)
+
+
+@pytest.mark.parametrize(
+    ("planted", "is_dir"), [("config.json", False), (".cache", True), ("sub", True)]
+)
+def test_a_link_planted_in_the_staging_dir_is_refused_before_any_byte(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, planted: str, is_dir: bool
+) -> None:
+    make_repo(
+        hub_root,
+        "o/s",
+        {"main": {"config.json": CONFIG, "sub/big.bin": WEIGHTS, "model.safetensors": WEIGHTS}},
+    )
+    victim = tmp_path / "victim"
+    if is_dir:
+        victim.mkdir()
+    else:
+        victim.write_text("mine")
+    target = tmp_path / "D"
+    name = "sub/big.bin" if planted == "sub" else "config.json"
+    staging = _staging(target, name)
+    staging.mkdir(parents=True)
+    (staging / planted).symlink_to(victim)
+    hub.requests.clear()
+    r = _qp(hub, tmp_path, "fetch", "o/s:main", "--local-dir", "D")
+    assert r.returncode == 8, r.stderr
+    assert r.stderr.startswith("error: ")
+    assert "did not create" in r.stderr
+    assert "Traceback" not in r.stderr
+    # no weights were asked for (config.json is read into the HF cache, outside D, to size the
+    # model), and the victim is as it was
+    assert hub.requests.count(method="GET", path="*/model.safetensors") == 0
+    assert hub.requests.count(method="GET", path="*/sub/big.bin") == 0
+    if is_dir:
+        assert list(victim.iterdir()) == []
+    else:
+        assert victim.read_text() == "mine"
+    assert not (target / "config.json").exists()
+
+
+def test_a_stale_staging_dir_is_emptied_before_a_fetch(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "D"
+    staging = _staging(target, "config.json")
+    staging.mkdir(parents=True)
+    # what a killed run leaves: huggingface_hub's metadata of another answer
+    (staging / "config.json").write_text('{"stale": true}')
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    assert r.returncode == 0, r.stderr
+    assert (target / "config.json").read_text() == CONFIG
+    assert not (target / ".quantpick" / "hub").exists()
+
+
+# -- 16.2: nothing is called verified without a hash from the Hub ---------------------------------
+
+TOKENIZER = '{"version": "1.0", "model": {"vocab": {"a": 0, "b": 1}}}' * 50
+
+
+def _mirror_repo(hub_root: Path, *modes: str) -> str:
+    files = {"config.json": CONFIG, "tokenizer.json": TOKENIZER, "model.safetensors": WEIGHTS}
+    make_repo(hub_root, "o/mirror", {"main": files}, mirror=("no_tree", "no_blob_ids", *modes))
+    return "o/mirror"
+
+
+def test_a_mirror_without_hashes_still_verifies_small_files_by_a_fresh_head(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    from quantpick.testing import Fault
+
+    repo = _mirror_repo(hub_root)
+    hub.faults.add("*/tokenizer.json", Fault(corrupt_at=10, times=1, method="GET"))
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
+    assert r.returncode == 0, r.stderr
+    assert hub.faults.fired() == 1
+    assert (tmp_path / "D" / "tokenizer.json").read_text() == TOKENIZER
+    assert _statuses(r.stdout)["tokenizer.json"] == "verified"
+
+
+def test_a_file_with_no_hash_anywhere_is_refused_or_taken_as_unverified(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    repo = _mirror_repo(hub_root, "opaque_etag")
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    assert r.returncode == 8, r.stderr
+    assert "--allow-unverified" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "D" / "tokenizer.json").exists()
+    ok = _qp(
+        hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--allow-unverified", "--json"
+    )
+    assert ok.returncode == 0, ok.stderr
+    statuses = _statuses(ok.stdout)
+    # the weights keep their LFS sha256 in the model info; the small files have nothing
+    assert statuses["model.safetensors"] == "verified"
+    assert statuses["tokenizer.json"] == statuses["config.json"] == "unverified"
+    manifest = json.loads((tmp_path / "D" / "quantpick.json").read_text())
+    flags = {f["path"]: f["unverified"] for f in manifest["files"]}
+    assert flags == {"config.json": True, "tokenizer.json": True, "model.safetensors": False}
+    human = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--allow-unverified")
+    assert "UNVERIFIED" in human.stderr
+
+
+# -- 16.3: every network call has a timeout; local inputs are regular, bounded files --------------
+
+
+@pytest.mark.parametrize("command", ["list", "fetch"])
+def test_a_server_that_never_answers_ends_in_exit_7_in_bounded_time(
+    tmp_path: Path, command: str
+) -> None:
+    import time
+
+    from quantpick.testing import SilentServer
+
+    args = ["o/m:main", "--local-dir", "D"] if command == "fetch" else ["o/m"]
+    with SilentServer() as silent:
+        began = time.monotonic()
+        r = run_qp(
+            command,
+            *args,
+            env={
+                "HF_ENDPOINT": silent.endpoint,
+                "HF_HOME": str(tmp_path / "hf"),
+                "QUANTPICK_TIMEOUT": "1",
+            },
+            cwd=tmp_path,
+            timeout=120,
+        )
+        elapsed = time.monotonic() - began
+        assert silent.accepted >= 1
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.startswith("error: ")
+    assert "Traceback" not in r.stderr
+    assert elapsed < 60
+
+
+def test_a_bad_timeout_is_a_usage_error(tmp_path: Path) -> None:
+    r = run_qp("list", "o/m", "--timeout", "soon", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "--timeout" in r.stderr
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero", "/dev/urandom", "big"])
+@pytest.mark.parametrize("option", ["--card", "--config"])
+def test_card_and_config_must_be_regular_bounded_files(
+    tmp_path: Path, source: str, option: str
+) -> None:
+    card = tmp_path / "README.md"
+    card.write_text("| Branch | Bits |\n|---|---|\n| [main](x) | 4.0 |\n")
+    if source == "fifo":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+    elif source == "big":
+        path = tmp_path / "big.md"
+        with open(path, "wb") as f:
+            f.truncate(100 << 20)
+    else:
+        path = Path(source)
+    args = (
+        ["--card", str(path)]
+        if option == "--card"
+        else ["--card", str(card), "--config", str(path)]
+    )
+    r = run_qp("list", *args, cwd=tmp_path, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ")
+    assert "Traceback" not in r.stderr
+
+
+# -- 16.4: hostile input is bounded before use, each with one line and a documented code ----------
+
+DEEP = "[" * 200_000 + "]" * 200_000
+CARD = (
+    "| Branch | Bits | VRAM (4k) |\n|---|---|---|\n"
+    "| [4_0](https://huggingface.co/o/h/tree/4_0) | 4.0 | 5.0 GB |\n"
+)
+
+
+def _clean(r: subprocess.CompletedProcess[str], code: int) -> None:
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith(("error: ", "warning: ", "note: ")) or code == 0, r.stderr
+
+
+def test_a_lone_surrogate_in_a_hub_file_name_is_refused_before_any_byte(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    make_repo(
+        hub_root,
+        "o/sur",
+        {"4_0": {"model.safetensors": WEIGHTS, "notes.txt": "x"}},
+        served_as={"\ud800evil.txt": "notes.txt"},
+    )
+    r = _qp(hub, tmp_path, "fetch", "o/sur:4_0", "--local-dir", "D")
+    _clean(r, 8)
+    assert "surrogate" in r.stderr
+    assert hub.requests.count(method="GET", path="*/model.safetensors") == 0
+    listed = _qp(hub, tmp_path, "list", "o/sur", "--json")
+    assert "Traceback" not in listed.stderr
+    assert listed.returncode in (0, 8), listed.stderr
+
+
+@pytest.mark.parametrize("command", ["list", "pick", "fetch"])
+def test_a_deeply_nested_config_on_the_hub_is_no_traceback(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, command: str
+) -> None:
+    make_repo(
+        hub_root,
+        "o/h",
+        {"main": {"config.json": DEEP}, "4_0": {"model.safetensors": WEIGHTS}},
+        readme=CARD,
+    )
+    extra = {"list": [], "pick": ["--vram", "24"], "fetch": ["--vram", "24", "--local-dir", "D"]}
+    r = _qp(hub, tmp_path, command, "o/h", *extra[command])
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DEEP,
+        '{"num_hidden_layers": 1e9, "hidden_size": 4096, "num_attention_heads": 32, '
+        '"vocab_size": 32000}',
+        '{"num_hidden_layers": 100000000, "hidden_size": 4096, "num_attention_heads": 32, '
+        '"vocab_size": 32000}',
+        '{"num_hidden_layers": 32, "hidden_size": 1' + "0" * 400 + ', "num_attention_heads": 32, '
+        '"vocab_size": 32000}',
+    ],
+    ids=["deep", "layers-1e9", "layers-1e8", "hidden-400-digits"],
+)
+def test_a_hostile_config_file_is_a_usage_error(tmp_path: Path, config: str) -> None:
+    import time
+
+    (tmp_path / "README.md").write_text(CARD)
+    (tmp_path / "config.json").write_text(config)
+    began = time.monotonic()
+    r = run_qp(
+        "list", "--card", "README.md", "--config", "config.json", "--vram", "24", cwd=tmp_path
+    )
+    _clean(r, 2)
+    assert time.monotonic() - began < 20
+
+
+def test_an_absurd_config_on_the_hub_costs_the_estimate_not_the_run(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    # gemma2 with a window: sizing it lists every layer (1e9 of them: MemoryError on main)
+    big = (
+        '{"model_type": "gemma2", "sliding_window": 4096, "num_hidden_layers": 1000000000, '
+        '"hidden_size": 4096, "num_attention_heads": 32, "vocab_size": 32000}'
+    )
+    make_repo(
+        hub_root,
+        "o/h",
+        {"main": {"config.json": big}, "4_0": {"model.safetensors": WEIGHTS}},
+        readme=CARD,
+    )
+    # 16k: the card has no figure for it, so only the config could size the variant
+    r = _qp(hub, tmp_path, "pick", "o/h", "--vram", "24", "--ctx", "16k")
+    assert "Traceback" not in r.stderr
+    # nothing can be sized without a shape: the documented nothing-fits/cannot-size code
+    assert r.returncode in (4, 12), r.stderr
+    assert "no model shape" in r.stderr
+
+
+@pytest.mark.parametrize("option", ["--vram", "--ctx"])
+def test_figures_of_300_digits_are_usage_errors(tmp_path: Path, option: str) -> None:
+    (tmp_path / "README.md").write_text(CARD)
+    r = run_qp("list", "--card", "README.md", option, "9" * 320, cwd=tmp_path)
+    _clean(r, 2)
+    assert len(r.stderr) < 400
+
+
+def test_a_token_with_a_non_ascii_character_is_a_usage_error(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    token = "hf_sécret_token_value"
+    r = _qp(hub, tmp_path, "list", repo, "--token", token)
+    _clean(r, 2)
+    assert token not in r.stderr
+    assert "ASCII" in r.stderr
