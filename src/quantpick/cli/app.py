@@ -183,6 +183,7 @@ TimeoutOpt = Annotated[
     str | None,
     typer.Option(
         "--timeout",
+        metavar="SECONDS",
         envvar="QUANTPICK_TIMEOUT",
         help="Seconds to wait for a server to connect or send anything before retrying. "
         "Default: 30.",
