@@ -11,6 +11,28 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 
 from quantpick.cli import examples
+from quantpick.cli.options import (
+    CacheDirOpt,
+    CacheOpt,
+    CardOpt,
+    ConfigOpt,
+    CtxOpt,
+    EndpointOpt,
+    FormatOpt,
+    JsonOpt,
+    OfflineOpt,
+    QpCommand,
+    QuietOpt,
+    RepoArg,
+    ReserveOpt,
+    RevisionOpt,
+    RuntimeOpt,
+    TimeoutOpt,
+    TokenOpt,
+    VerboseOpt,
+    VramOpt,
+    WideOpt,
+)
 from quantpick.errors import ExitCode, QuantpickError
 
 # Imported lazily inside the commands: `--help` and completion must not pay for pydantic models,
@@ -40,17 +62,6 @@ Exit codes:
 """
 
 
-class _Command(typer.core.TyperCommand):
-    """Usage lines as hf and gh write them: REPO_ID, not {REPO_ID} and a `<str>` after it."""
-
-    def get_help(self, ctx: typer.Context) -> str:  # type: ignore[override]
-        import re
-
-        text = super().get_help(ctx)
-        text = re.sub(r"\{([A-Z_]+)\}", r"\1", text)
-        return re.sub(r"^(  [A-Z_]+) <[a-z]+>", r"\1      ", text, flags=re.MULTILINE)
-
-
 app = typer.Typer(
     name="quantpick",
     help="Pick and download the right quantized variant of a Hugging Face model for your GPU.\n\n"
@@ -64,140 +75,6 @@ app = typer.Typer(
 
 def _env(name: str) -> str | None:
     return os.environ.get(name) or None
-
-
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout (= --format json).")
-]
-FormatOpt = Annotated[
-    str,
-    typer.Option(
-        "--format",
-        metavar="auto|human|json|quiet",
-        help="Output: human tables and lines (auto), one JSON document (json), or only the "
-        "names/path (quiet: no stderr chatter either).",
-    ),
-]
-WideOpt = Annotated[
-    bool,
-    typer.Option("--wide", help="Every table column, whatever the terminal's width."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress on stderr.")]
-VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Log each Hub request to stderr (tokens redacted).")
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        metavar="TOKEN",
-        help="Hub token. Default: $HF_TOKEN, then the login stored by `hf auth login`.",
-        show_default=False,
-    ),
-]
-EndpointOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--endpoint",
-        envvar="HF_ENDPOINT",
-        metavar="URL",
-        help="Hub or mirror URL.",
-        show_default=False,
-    ),
-]
-CacheDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        metavar="DIR",
-        help="huggingface_hub's cache. Default: $HF_HUB_CACHE, else $HF_HOME/hub.",
-        show_default=False,
-    ),
-]
-OfflineOpt = Annotated[
-    bool,
-    typer.Option(
-        "--offline", help="Answer from the last successful look-up (also $HF_HUB_OFFLINE=1)."
-    ),
-]
-RevisionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--revision", metavar="REV", help="Branch, tag or commit sha to read the card from."
-    ),
-]
-CardOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--card",
-        metavar="README.md",
-        help="Parse a local model card (README.md) instead of a Hub repo.",
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        metavar="CONFIG.json",
-        help="The model's config.json, for the shape (layers, KV heads, ...).",
-    ),
-]
-VramOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--vram",
-        metavar="VRAM",
-        envvar="QUANTPICK_VRAM",
-        help="GPU memory: 24, 24GB, 24GiB (all 2^30 bytes), 24576MiB, 24,24 for two GPUs, or "
-        "auto (what is free now, per NVML or nvidia-smi; --reserve still applies).",
-        show_default=False,
-    ),
-]
-CtxOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ctx",
-        metavar="CTX",
-        envvar="QUANTPICK_CTX",
-        help="Context length in tokens: 4k, 16K, 16384, 32k. Default: 4k.",
-        show_default=False,
-    ),
-]
-CacheOpt = Annotated[
-    str,
-    typer.Option(
-        "--kv-cache", "--cache", metavar="MODE", help="KV-cache mode: fp16, fp8, q8, q6, q4."
-    ),
-]
-RuntimeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--runtime",
-        metavar="RUNTIME",
-        help="exllamav2, transformers, llama.cpp or vllm. Default: by format "
-        "(exl2/exl3: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
-        show_default=False,
-    ),
-]
-TimeoutOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--timeout",
-        metavar="SECONDS",
-        envvar="QUANTPICK_TIMEOUT",
-        help="Seconds to wait for a server to connect or send anything before retrying. "
-        "Default: 30.",
-        show_default=False,
-    ),
-]
-ReserveOpt = Annotated[
-    str,
-    typer.Option(
-        "--reserve",
-        metavar="GIB",
-        help="VRAM kept free per GPU for the desktop and other programs (GiB).",
-    ),
-]
 
 
 def handled(fn: Callable[P, R]) -> Callable[P, R]:
@@ -266,17 +143,7 @@ def _root(
     """Pick and download the right quantized variant of a Hugging Face model for your GPU."""
 
 
-RepoArg = Annotated[
-    str | None,
-    typer.Argument(
-        metavar="REPO_ID",
-        help="OWNER/NAME, OWNER/NAME:BRANCH, OWNER/NAME@REV, hf://OWNER/NAME@REV or a Hub URL.",
-        show_default=False,
-    ),
-]
-
-
-@app.command("list", cls=_Command, epilog=examples.LIST)
+@app.command("list", cls=QpCommand, epilog=examples.LIST)
 @handled
 def list_cmd(
     repo: RepoArg = None,
@@ -312,7 +179,7 @@ def list_cmd(
     render.render_list(out, result)
 
 
-@app.command("pick", cls=_Command, epilog=examples.PICK)
+@app.command("pick", cls=QpCommand, epilog=examples.PICK)
 @handled
 def pick_cmd(
     repo: RepoArg = None,
@@ -351,7 +218,7 @@ def pick_cmd(
     render.render_pick(out, result)
 
 
-@app.command("fetch", cls=_Command, epilog=examples.FETCH)
+@app.command("fetch", cls=QpCommand, epilog=examples.FETCH)
 @handled
 def fetch_cmd(
     repo: Annotated[
@@ -512,7 +379,7 @@ def fetch_cmd(
     render.render_fetch(out, result)
 
 
-@app.command("search", cls=_Command, epilog=examples.SEARCH)
+@app.command("search", cls=QpCommand, epilog=examples.SEARCH)
 @handled
 def search_cmd(
     base_model: Annotated[
@@ -571,7 +438,7 @@ def search_cmd(
     render.render_search(out, result)
 
 
-@app.command("verify", cls=_Command, epilog=examples.VERIFY)
+@app.command("verify", cls=QpCommand, epilog=examples.VERIFY)
 @handled
 def verify_cmd(
     local_dir: Annotated[
