@@ -71,18 +71,19 @@ def _query_nvml() -> tuple[GpuMemory, ...] | None:
         pynvml.nvmlShutdown()
 
 
+def _spawn(exe: str, *args: str) -> subprocess.CompletedProcess[str]:
+    # these tools answer in well under a second; a hung driver must not hang quantpick
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=False
+    )
+
+
 def _query_nvidia_smi() -> tuple[GpuMemory, ...]:
     exe = shutil.which("nvidia-smi")
     if exe is None:
         raise NoGpuError("no NVIDIA GPU found: NVML is not available and nvidia-smi is not on PATH")
     try:
-        done = subprocess.run(
-            [exe, *NVIDIA_SMI_QUERY],
-            capture_output=True,
-            text=True,
-            timeout=NVIDIA_SMI_TIMEOUT_S,
-            check=False,
-        )
+        done = _spawn(exe, *NVIDIA_SMI_QUERY)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NoGpuError(f"nvidia-smi could not be run: {exc}") from None
     if done.returncode != 0:
@@ -121,14 +122,9 @@ def parse_rocm_smi(output: str) -> tuple[GpuMemory, ...]:
 
 
 def _run(exe: str, *args: str) -> str | None:
+    """stdout of a tool that answered, else None."""
     try:
-        done = subprocess.run(
-            [exe, *args],
-            capture_output=True,
-            text=True,
-            timeout=NVIDIA_SMI_TIMEOUT_S,
-            check=False,
-        )
+        done = _spawn(exe, *args)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
