@@ -586,7 +586,7 @@ def test_summary_lines_are_whole_at_200_columns(qhub: HubServer, tmp_path: Path)
     assert r.returncode == 0, r.stderr
     summary = [line for line in r.stderr_lines if line.startswith("demo/mix-exl2@3_0 (")]
     assert len(summary) == 1
-    assert summary[0].rstrip().endswith("transferred, verified")
+    assert summary[0].rstrip().endswith("transferred, 3 hashed and verified")
     assert "…" not in summary[0]
 
 

@@ -2,7 +2,7 @@
 
 Public API, as commands/fetch.py calls it::
 
-    default_local_dir(repo, variant_name) -> Path          # ./<repo-name>-<variant>, pure
+    default_local_dir(repo, variant_name, models_root=None) -> Path  # ./OWNER__NAME-VARIANT, pure
     plan_fetch(hub, repo, variant, revision=None, local_dir=None, backend=Backend.AUTO,
                *, small_file_bytes=16 MiB, recheck=False) -> FetchPlan
         # files, sizes, sha256, backend and local state per file, bytes still missing.
