@@ -18,11 +18,13 @@ from quantpick.cli.options import (
     ConfigOpt,
     CtxOpt,
     EndpointOpt,
+    FlashAttnOpt,
     FormatOpt,
     JsonOpt,
     OfflineOpt,
     QpCommand,
     QuietOpt,
+    RamOpt,
     RepoArg,
     ReserveOpt,
     RevisionOpt,
@@ -56,6 +58,7 @@ Exit codes:
   9    not enough disk space
   10   target directory locked by another quantpick
   11   --vram auto found no GPU
+  12   cannot size any variant (a config.json or a size is missing)
   13   target directory holds another repo or variant (--replace)
   130  interrupted (Ctrl-C); run again to resume
   143  terminated (SIGTERM); run again to resume
@@ -154,6 +157,8 @@ def list_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     wide: WideOpt = False,
     output_format: FormatOpt = "auto",
@@ -173,8 +178,9 @@ def list_cmd(
     out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs.given(
-        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
-    )
+        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
+        flash_attn=flash_attn, ram=ram,
+    )  # fmt: skip
     result = listing.list_variants(repo, card, revision, config, hub, budget, out)
     render.render_list(out, result)
 
@@ -190,6 +196,8 @@ def pick_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     output_format: FormatOpt = "auto",
     json: JsonOpt = False,
@@ -207,7 +215,7 @@ def pick_cmd(
 
     out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format))
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
-    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
     try:
         pick.exit_if_nothing_fits(result, out)
@@ -255,6 +263,8 @@ def fetch_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     local_dir: Annotated[
         Path | None,
@@ -314,8 +324,9 @@ def fetch_cmd(
         typer.Option(
             "--backend",
             metavar="ENGINE",
-            help="auto (quantpick's resumable ranged engine for large files, huggingface_hub "
-            "for small and Xet ones), ranged, hf_transfer or hub.",
+            help="auto (quantpick's resumable ranged engine for large files and Xet ones, over "
+            "the Hub's bridge; huggingface_hub for small ones), ranged, hf_transfer, or hub "
+            "(huggingface_hub; hf_xet for Xet files, no resume within a file).",
         ),
     ] = "auto",
     max_workers: Annotated[
@@ -359,8 +370,9 @@ def fetch_cmd(
     out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs.given(
-        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
-    )
+        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
+        flash_attn=flash_attn, ram=ram,
+    )  # fmt: skip
     choice = fetch.Choice(branch=branch, file=file, search=search)
     opts = fetch.FetchArgs(
         local_dir,
@@ -393,6 +405,8 @@ def search_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     quant_formats: Annotated[
         str | None,
         typer.Option(
@@ -433,7 +447,7 @@ def search_cmd(
         quant_formats, output_format = quant_formats or output_format, "auto"
     out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
-    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = search.search(base_model, budget, quant_formats, limit, hub)
     render.render_search(out, result)
 

@@ -128,8 +128,26 @@ RuntimeOpt = Annotated[
     typer.Option(
         "--runtime",
         metavar="RUNTIME",
-        help="exllamav2, transformers, llama.cpp or vllm. Default: by format "
-        "(exl2/exl3: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
+        help="exllamav3, exllamav2, transformers, llama.cpp or vllm. Default: by format "
+        "(exl3: exllamav3, exl2: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
+        show_default=False,
+    ),
+]
+FlashAttnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--flash-attn",
+        metavar="on|off",
+        help="llama.cpp flash attention: on or off. Default: on (llama.cpp's -fa auto on CUDA).",
+        show_default=False,
+    ),
+]
+RamOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ram",
+        metavar="GIB",
+        help="System memory for a GGUF partial offload (GiB): layers that miss the GPU run there.",
         show_default=False,
     ),
 ]

@@ -13,6 +13,7 @@ from rich.text import Text
 from quantpick.cli import tables
 from quantpick.cli.output import Out
 from quantpick.commands.results import (
+    EstimateOut,
     FetchResult,
     FileStatus,
     ListedVariant,
@@ -182,11 +183,20 @@ def list_columns(result: ListResult) -> list[tables.Column]:
     return cols
 
 
+def _fits_cell(e: EstimateOut) -> Text:
+    if e.fits:
+        return Text("yes", style="green")
+    if e.partial:
+        # LM Studio's words for a llama.cpp offload that leaves layers on the CPU
+        return Text(f"partial -ngl {e.gpu_layers}", style="yellow")
+    return Text("no", style="red")
+
+
 def _estimate_cells(v: ListedVariant) -> list[str | Text]:
     e = v.estimate
     if e is None or e.vram_bytes is None:
         return ["-", Text("n/a", style="dim"), "-"]
-    fits = Text("yes", style="green") if e.fits else Text("no", style="red")
+    fits = _fits_cell(e)
     max_ctx = ctx(e.max_context_tokens) if e.max_context_tokens else "-"
     return [f"{gib(e.vram_bytes)} ({e.provenance})", fits, max_ctx]
 
@@ -277,6 +287,7 @@ def _legend(result: ListResult, shown: list[tables.Column], *, dropped: int) -> 
         b = result.budget
         parts.append(
             f"estimates at {ctx(b.context_tokens)} context, {b.cache_mode.value} cache, "
+            f"llama.cpp flash attention {'off' if b.flash_attn is False else 'on'}, "
             f"budget {gib(b.usable_bytes)} usable ({gib(sum(b.gpu_vram_bytes))} - reserve)"
             + "".join(f"; {m}" for p, m in _PROVENANCE.items() if f"({p})" in text)
             + "."
@@ -393,7 +404,7 @@ def _search_human(out: Out, result: SearchResult) -> None:
         ),
         tables.Column(
             "fits",
-            [Text("yes", style="green") if e and e.fits else Text("no", style="red") for e in ests],
+            [_fits_cell(e) if e else Text("no", style="red") for e in ests],
             90,
         ),
         tables.Column("margin", margins, 50, justify="right"),

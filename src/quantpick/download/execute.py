@@ -353,7 +353,8 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
 
 
 def _fresh_staging(local_dir: Path) -> None:
-    """huggingface_hub follows whatever it finds in its local_dir: each run starts with none.
+    """huggingface_hub follows whatever it finds in its local_dir: each run starts with none, and
+    what a killed fetch left there is gone before the disk check counts free space.
 
     A link there was planted (quantpick never makes one), so the fetch stops before any byte.
     """
