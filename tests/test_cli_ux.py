@@ -511,6 +511,9 @@ def test_legend_says_only_what_the_table_uses(qhub: HubServer, tmp_path: Path) -
     budget = run_tty("list", "demo/mix-exl2", *BUDGET, columns=200, env=_env(qhub, tmp_path))
     assert "estimates at 16k context" in budget.stdout_text
     assert "formula =" not in budget.stdout_text
+    assert "flash attention" not in budget.stdout_text
+    gguf_budget = run_tty("list", "demo/mis-gguf", *BUDGET, columns=200, env=_env(qhub, tmp_path))
+    assert "llama.cpp flash attention on" in gguf_budget.stdout_text
     gguf = run_tty("list", "demo/mis-gguf", columns=200, env=_env(qhub, tmp_path))
     assert "VRAM@ctx" not in gguf.stdout_text
 

@@ -22,7 +22,7 @@ from quantpick.commands.results import (
     SearchResult,
     VerifyResult,
 )
-from quantpick.records import GIB, HubStatus, Source, Variant, VariantKind
+from quantpick.records import GIB, HubStatus, Runtime, Source, Variant, VariantKind
 
 _SOURCE_TAG = {
     Source.CARD: "card",
@@ -285,9 +285,18 @@ def _legend(result: ListResult, shown: list[tables.Column], *, dropped: int) -> 
         parts.append("★ = recommended by the card.")
     if result.budget is not None:
         b = result.budget
-        parts.append(
-            f"estimates at {ctx(b.context_tokens)} context, {b.cache_mode.value} cache, "
+        # flash attention is a llama.cpp setting: said only where a llama.cpp estimate is shown
+        llama = any(
+            v.estimate is not None and v.estimate.runtime is Runtime.LLAMACPP
+            for v in result.variants
+        )
+        fa = (
             f"llama.cpp flash attention {'off' if b.flash_attn is False else 'on'}, "
+            if llama
+            else ""
+        )
+        parts.append(
+            f"estimates at {ctx(b.context_tokens)} context, {b.cache_mode.value} cache, {fa}"
             f"budget {gib(b.usable_bytes)} usable ({gib(sum(b.gpu_vram_bytes))} - reserve)"
             + "".join(f"; {m}" for p, m in _PROVENANCE.items() if f"({p})" in text)
             + "."
