@@ -22,7 +22,7 @@ from quantpick.commands.results import (
     SearchResult,
     VerifyResult,
 )
-from quantpick.records import GIB, HubStatus, Runtime, Source, Variant, VariantKind
+from quantpick.records import GIB, Format, HubStatus, Runtime, Source, Variant, VariantKind
 
 _SOURCE_TAG = {
     Source.CARD: "card",
@@ -286,8 +286,9 @@ def _legend(result: ListResult, shown: list[tables.Column], *, dropped: int) -> 
     if result.budget is not None:
         b = result.budget
         # flash attention is a llama.cpp setting: said only where a llama.cpp estimate is shown
-        llama = any(
-            v.estimate is not None and v.estimate.runtime is Runtime.LLAMACPP
+        llama = b.runtime is Runtime.LLAMACPP or any(
+            v.format in (Format.GGUF, Format.GGML)
+            or (v.estimate is not None and v.estimate.runtime is Runtime.LLAMACPP)
             for v in result.variants
         )
         fa = (
