@@ -227,7 +227,7 @@ class Budget(Record):
     context_tokens: int
     cache_mode: CacheMode = CacheMode.FP16
     runtime: Runtime | None = None
-    source: Literal["user", "nvml", "nvidia-smi", "env"] = "user"
+    source: Literal["user", "nvml", "nvidia-smi", "rocm-smi", "sysctl", "env"] = "user"
     # None: what the runtime does by default (llama.cpp on CUDA: on)
     flash_attn: bool | None = None
     # system memory for the layers a partial offload leaves on the CPU; None: not offered

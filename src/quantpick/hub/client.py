@@ -35,6 +35,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
 from huggingface_hub.utils._http import hf_request_event_hook
+from huggingface_hub.utils.tqdm import disable_progress_bars
 from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
 from quantpick.card.links import repo_format
@@ -68,7 +69,7 @@ class Hub:
 
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
-        self._cache = LookupCache(settings.cache_dir)
+        self._cache = LookupCache(settings.lookup_dir)
         # what this Hub could not do and how quantpick made do (a partial mirror), for the user
         self.warnings: list[str] = []
         self._warn_lock = threading.Lock()
@@ -77,6 +78,9 @@ class Hub:
             # one-line stderr contract; quantpick reports those conditions itself
             hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
             warnings.filterwarnings("ignore", module=r"huggingface_hub(\.|$)")
+        # one progress display, quantpick's: huggingface_hub's tqdm bars (cold look-ups, small
+        # files) would mix a second and third style into it, and ignore --quiet
+        disable_progress_bars()
         _use_timeouts(settings.timeout_s)
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
@@ -115,11 +119,16 @@ class Hub:
                 f"repository {repo} not found, or this token has no access to it"
             ) from None
         except RevisionNotFoundError:
-            raise QpRevisionNotFoundError(f"revision {revision!r} not found in {repo}") from None
+            raise QpRevisionNotFoundError(
+                f"revision {revision!r} not found in {repo}", self._branches_hint(repo)
+            ) from None
         except HfEntryNotFoundError as exc:
             if isinstance(exc, LocalEntryNotFoundError):
                 raise NetworkError(f"could not reach {self.settings.endpoint} for {repo}") from None
-            raise EntryNotFoundError(f"{path or 'file'} not found in {repo}") from None
+            raise EntryNotFoundError(
+                f"{path or 'file'} not found in {repo}",
+                f"run `quantpick list {repo}` to see the files that exist",
+            ) from None
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             if status == 401 and token:
@@ -145,6 +154,12 @@ class Hub:
             raise NetworkError(
                 redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
             ) from None
+
+    def _branches_hint(self, repo: str) -> str:
+        try:
+            return branches_hint(repo, self.branches(repo))
+        except QuantpickError:
+            return branches_hint(repo, {})
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         for attempt in range(RETRIES):
@@ -278,7 +293,9 @@ class Hub:
         names = [n for n in heads if only is None or n in only]
         missing = [n for n in only or [] if n not in heads]
         if missing:
-            raise QpRevisionNotFoundError(f"branch {missing[0]!r} not found in {repo}")
+            raise QpRevisionNotFoundError(
+                f"branch {missing[0]!r} not found in {repo}", branches_hint(repo, heads)
+            )
         workers = max(1, min(self.settings.max_workers, len(names)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             trees = list(pool.map(lambda n: self.files(repo, heads[n]), names))
@@ -440,6 +457,15 @@ class Hub:
         except QuantpickError:
             return False
         return config is not None and read_quant_config(config) is not None
+
+
+def branches_hint(repo: str, heads: dict[str, str]) -> str:
+    """Which branches exist, so a typo is one look away from its fix."""
+    names = sorted(heads)
+    if not names:
+        return f"run `quantpick list {repo}` to see the branches that exist"
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    return f"{repo} has the branches {shown}"
 
 
 class _TimeoutTransport(httpx.HTTPTransport):
