@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     DISK = 9
     LOCKED = 10
     NO_GPU = 11
+    CANNOT_SIZE = 12
+    DIR_OWNED = 13
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -46,6 +48,13 @@ class NothingFitsError(QuantpickError):
     exit_code = ExitCode.NOTHING_FITS
 
 
+class CannotSizeError(QuantpickError):
+    """No variant could be sized at all: something is missing (a config, a size), not VRAM."""
+
+    exit_code = ExitCode.CANNOT_SIZE
+    default_hint = "pass --config with the model's config.json so quantpick can estimate"
+
+
 class NotFoundError(QuantpickError):
     exit_code = ExitCode.NOT_FOUND
 
@@ -57,11 +66,11 @@ class RepoNotFoundError(NotFoundError):
 
 
 class RevisionNotFoundError(NotFoundError):
-    default_hint = "run `quantpick list REPO` to see the branches that exist"
+    default_hint = "run `quantpick list OWNER/NAME` to see the branches that exist"
 
 
 class EntryNotFoundError(NotFoundError):
-    default_hint = "run `quantpick list REPO` to see the files that exist"
+    default_hint = "run `quantpick list OWNER/NAME` to see the files that exist"
 
 
 class AuthError(QuantpickError):
@@ -91,6 +100,13 @@ class LockedError(QuantpickError):
     default_hint = (
         "another quantpick is writing to this directory; wait for it or pick another --local-dir"
     )
+
+
+class DirectoryOwnedError(QuantpickError):
+    """The target directory holds another repo or variant, or a file quantpick did not write."""
+
+    exit_code = ExitCode.DIR_OWNED
+    default_hint = "choose another --local-dir, or add --replace to replace what is there"
 
 
 class NoGpuError(QuantpickError):

@@ -44,6 +44,8 @@ _RUNTIME_ALIASES: Final = {
     "exllamav2": Runtime.EXLLAMAV2,
     "exllama": Runtime.EXLLAMAV2,
     "exl2": Runtime.EXLLAMAV2,
+    "exllamav3": Runtime.EXLLAMAV3,
+    "exl3": Runtime.EXLLAMAV3,
     "tabbyapi": Runtime.EXLLAMAV2,
     "transformers": Runtime.TRANSFORMERS,
     "hf": Runtime.TRANSFORMERS,
@@ -109,6 +111,16 @@ def parse_cache_mode(text: str) -> CacheMode:
     return mode
 
 
+def parse_flash_attn(text: str) -> bool:
+    """llama.cpp's -fa: on or off (auto is what it does on CUDA: on)."""
+    value = text.strip().lower()
+    if value in ("on", "1", "true", "yes", "auto"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise UsageError(f"invalid --flash-attn {text!r}; accepted forms: on, off, auto (= on)")
+
+
 def parse_runtime(text: str) -> Runtime:
     runtime = _RUNTIME_ALIASES.get(text.strip().lower())
     if runtime is None:
@@ -121,6 +133,14 @@ def parse_runtime(text: str) -> Runtime:
 def format_gib(size_bytes: int, *, digits: int = 1) -> str:
     """VRAM as users read it on their GPU: ``23.0 GiB``."""
     return f"{size_bytes / GIB:.{digits}f} GiB"
+
+
+def format_size(size_bytes: int) -> str:
+    """An amount of disk, in the unit that keeps it readable: 12.3 MiB, not 0.01 GiB."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size_bytes >= size:
+            return f"{size_bytes / size:.1f} {unit}"
+    return f"{size_bytes} B"
 
 
 def format_context(tokens: int) -> str:

@@ -5,6 +5,7 @@ A change that removes or renames a field bumps the `@N` in `schema`; adding a fi
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -14,11 +15,13 @@ from quantpick.records import (
     Budget,
     CacheMode,
     Candidate,
+    Format,
     ModelCard,
     Provenance,
     Record,
     Runtime,
     Variant,
+    VariantKind,
 )
 
 
@@ -40,11 +43,32 @@ class EstimateOut(Record):
     warnings: tuple[str, ...] = ()
     # why there is no estimate, or why the variant is never picked
     reason: str = ""
+    # llama.cpp: the flash-attention mode assumed; a partial offload's -ngl of total_layers + 1
+    # (the output layer counts), what stays in system memory, and each GPU's share
+    flash_attn: bool | None = None
+    partial: bool = False
+    gpu_layers: int | None = None
+    total_layers: int | None = None
+    host_bytes: int | None = None
+    per_gpu_bytes: tuple[int, ...] = ()
 
 
 class ListedVariant(Variant):
     estimate: EstimateOut | None = None
     picked: bool = False
+
+
+class Chosen(Record):
+    """The variant a command chose (or was told to take): the same field in every envelope."""
+
+    repo: str | None
+    name: str
+    kind: VariantKind
+    format: Format
+
+
+def chosen(repo: str | None, v: Variant | None) -> Chosen | None:
+    return None if v is None else Chosen(repo=repo, name=v.name, kind=v.kind, format=v.format)
 
 
 class CardInfo(Record):
@@ -65,8 +89,18 @@ class ListResult(Envelope):
     shape_origin: str | None
     budget: Budget | None = None
     pick: str | None = None
+    # the picked variant, the same field in every envelope
+    chosen: Chosen | None = None
     variants: tuple[ListedVariant, ...]
     warnings: tuple[str, ...] = ()
+
+
+class ErrorInfo(Record):
+    exit_code: int
+    # the error's class of failure, e.g. "not_found", "nothing_fits"
+    kind: str
+    message: str
+    hint: str
 
 
 class PickResult(Envelope):
@@ -74,27 +108,54 @@ class PickResult(Envelope):
     repo: str | None
     budget: Budget
     pick: ListedVariant | None
+    chosen: Chosen | None = None
     runner_up: ListedVariant | None
     reasons: tuple[str, ...]
     candidates: tuple[ListedVariant, ...]
+    # nothing fits (exit 4): the error, in the one document a script reads
+    error: ErrorInfo | None = None
+
+
+class FileStatus(StrEnum):
+    # fetch: hashed by this run and in place
+    VERIFIED = "verified"
+    # fetch: hashed by an earlier run, trusted because its size and mtime have not changed since
+    UNCHANGED = "unchanged since checked"
+    # fetch --dry-run: what is on disk before the run; fetch: "unverified" = the Hub gave no hash
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    UNVERIFIED = "unverified"
+    MISSING = "missing"
+    # verify
+    OK = "ok"
+    WRONG_SIZE = "wrong size"
+    WRONG_SHA256 = "wrong sha256"
 
 
 class FileOut(Record):
     path: str
     size_bytes: int
     sha256: str | None = None
-    status: str
+    status: FileStatus
+    # fetch --dry-run: the engine that will move it (ranged, hf_transfer, hub)
+    backend: str | None = None
 
 
 class FetchResult(Envelope):
-    schema_: Literal["quantpick/fetch@1"] = Field("quantpick/fetch@1", alias="schema")
+    schema_: Literal["quantpick/fetch@2"] = Field("quantpick/fetch@2", alias="schema")
     repo: str
     variant: str
+    chosen: Chosen
+    format: Format
+    # the pick's estimate, or the named variant's when --vram was given; None otherwise
+    estimate: EstimateOut | None = None
     revision: str
     commit_sha: str
     local_dir: str
     dry_run: bool
     transferred_bytes: int
+    # bytes of partly downloaded files an earlier, interrupted run left: this run resumed them
+    resumed_bytes: int = 0
     # with --dry-run: what a real run would still transfer
     missing_bytes: int = 0
     files: tuple[FileOut, ...]
@@ -108,6 +169,8 @@ class VerifyResult(Envelope):
     # why nothing could be checked (no manifest, unreadable manifest)
     problem: str | None = None
     files: tuple[FileOut, ...]
+    # a failed check: the error, in the one document a script reads
+    error: ErrorInfo | None = None
 
 
 class Hit(Record):
@@ -127,7 +190,17 @@ class SearchResult(Envelope):
     budget: Budget
     repos: tuple[str, ...]
     hits: tuple[Hit, ...]
+    # the best variant that fits, across every repo (`fetch --search` takes it)
+    chosen: Chosen | None = None
     skipped: tuple[Skipped, ...] = ()
+
+
+class ErrorResult(Envelope):
+    """What every command prints on stdout with --json when it fails (besides the stderr lines)."""
+
+    schema_: Literal["quantpick/error@1"] = Field("quantpick/error@1", alias="schema")
+    command: str
+    error: ErrorInfo
 
 
 def card_info(card: ModelCard) -> CardInfo:
@@ -158,5 +231,11 @@ def listed(
             cache_mode=budget.cache_mode,
             warnings=e.warnings if e else (),
             reason="" if e else cand.reason,
+            flash_attn=e.flash_attn if e else None,
+            partial=cand.partial,
+            gpu_layers=e.gpu_layers if e else None,
+            total_layers=e.total_layers if e else None,
+            host_bytes=e.host_bytes if e else None,
+            per_gpu_bytes=e.per_gpu_bytes if e else (),
         )
     return ListedVariant(**v.model_dump(), estimate=est, picked=picked)
