@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
 from quantpick.cli import examples
+from quantpick.cli.handling import EXIT_CODES_HELP, handled, output_mode, print_version
 from quantpick.cli.options import (
     CacheDirOpt,
     CacheOpt,
@@ -35,34 +34,12 @@ from quantpick.cli.options import (
     VramOpt,
     WideOpt,
 )
-from quantpick.errors import ExitCode, QuantpickError
+from quantpick.errors import QuantpickError
 
 # Imported lazily inside the commands: `--help` and completion must not pay for pydantic models,
 # rich or huggingface_hub (a CLI called in shell loops has to start fast).
 # The default VRAM kept free per GPU (GiB): a desktop session and the driver's own headroom.
 DEFAULT_RESERVE = "0.5"
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0    success
-  2    usage error (bad flag or value)
-  3    the card lists no variant
-  4    nothing fits the VRAM budget
-  5    repo, revision, file or directory not found
-  6    authentication or gated-repo access refused
-  7    network or server error (after retries)
-  8    integrity failure (size or sha256 mismatch)
-  9    not enough disk space
-  10   target directory locked by another quantpick
-  11   --vram auto found no GPU
-  12   cannot size any variant (a config.json or a size is missing)
-  13   target directory holds another repo or variant (--replace)
-  130  interrupted (Ctrl-C); run again to resume
-  143  terminated (SIGTERM); run again to resume
-"""
 
 
 app = typer.Typer(
@@ -80,66 +57,16 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def handled(fn: Callable[P, R]) -> Callable[P, R]:
-    """Our own errors become `error:`/`hint:` lines and their exit code; a bug still tracebacks."""
-
-    command = fn.__name__.removesuffix("_cmd")
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except QuantpickError as err:
-            _fail(command, err, kwargs)
-            raise typer.Exit(int(err.exit_code)) from None
-        except KeyboardInterrupt:
-            stop = QuantpickError("interrupted", "run the same command again to resume")
-            stop.exit_code = ExitCode.INTERRUPTED
-            _fail(command, stop, kwargs)
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-
-    return wrapper
-
-
-def _fail(command: str, err: QuantpickError, kwargs: dict[str, object]) -> None:
-    """The error lines on stderr; with --json also an error document on stdout, for scripts."""
-    from quantpick.cli import output
-
-    out = output.current()
-    out.error(err)
-    fmt = kwargs.get("output_format")
-    if kwargs.get("json") or fmt == "json":
-        out.json_error(command, err)
-
-
-def _mode(json: bool, fmt: str) -> str:
-    from quantpick.cli.output import OUTPUT_FORMATS
-    from quantpick.errors import UsageError
-
-    if json:
-        return "json"
-    if fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"unknown --format {fmt!r}", f"use one of {', '.join(OUTPUT_FORMATS)}")
-    return fmt
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            typer.echo(f"quantpick {version('quantpick')}")
-        except PackageNotFoundError:
-            typer.echo("quantpick (not installed)")
-        raise typer.Exit()
-
-
 @app.callback()
 def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=print_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -175,7 +102,7 @@ def list_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import args, listing
 
-    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=output_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
@@ -213,7 +140,7 @@ def pick_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import args, pick
 
-    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format))
+    out = output.Out(quiet=quiet, verbose=verbose, mode=output_mode(json, output_format))
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
@@ -365,15 +292,15 @@ def fetch_cmd(
 ) -> None:
     """Choose (or take) a variant and download exactly its files, verified; prints the path last."""
     from quantpick.cli import output, render
-    from quantpick.commands import args, fetch
+    from quantpick.commands import args, choose, fetch
 
-    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=output_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
         flash_attn=flash_attn, ram=ram,
     )  # fmt: skip
-    choice = fetch.Choice(branch=branch, file=file, search=search)
+    choice = choose.Choice(branch=branch, file=file, search=search)
     opts = fetch.FetchArgs(
         local_dir,
         revision,
@@ -438,18 +365,18 @@ def search_cmd(
     timeout: TimeoutOpt = None,
 ) -> None:
     """Rank the variants of every quantized repo of a base model: the best that fits first."""
-    from quantpick.cli import output, render
+    from quantpick.cli import output, render_search
     from quantpick.cli.output import OUTPUT_FORMATS
     from quantpick.commands import args, search
 
     if output_format not in OUTPUT_FORMATS:
         # `search --format exl2,gguf` filtered quant formats before --format meant the output
         quant_formats, output_format = quant_formats or output_format, "auto"
-    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=output_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = search.search(base_model, budget, quant_formats, limit, hub)
-    render.render_search(out, result)
+    render_search.render_search(out, result)
 
 
 @app.command("verify", cls=QpCommand, epilog=examples.VERIFY)
@@ -471,7 +398,7 @@ def verify_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import verify
 
-    out = output.Out(quiet=quiet, mode=_mode(json, output_format))
+    out = output.Out(quiet=quiet, mode=output_mode(json, output_format))
     result = verify.verify(local_dir)
     try:
         verify.exit_if_corrupt(result)

@@ -19,7 +19,6 @@ from quantpick.commands.results import (
     ListedVariant,
     ListResult,
     PickResult,
-    SearchResult,
     VerifyResult,
 )
 from quantpick.records import GIB, Format, HubStatus, Runtime, Source, Variant, VariantKind
@@ -135,7 +134,7 @@ def _hub(v: Variant) -> Text:
     return Text(label, style=style)
 
 
-def _name(v: ListedVariant) -> Text:
+def name_cell(v: ListedVariant) -> Text:
     t = Text(("▶ " if v.picked else "") + v.name, style="bold" if v.picked else "")
     if v.recommended_by_card:
         t.append(" ★", style="yellow")
@@ -145,7 +144,7 @@ def _name(v: ListedVariant) -> Text:
 def list_columns(result: ListResult) -> list[tables.Column]:
     vs = result.variants
     asked = result.budget.context_tokens if result.budget else None
-    cols = [tables.Column("variant", [_name(v) for v in vs], name=True)]
+    cols = [tables.Column("variant", [name_cell(v) for v in vs], name=True)]
     formats = {v.format for v in vs}
     if len(formats) > 1:
         cols.append(tables.Column("format", [v.format.value for v in vs], 30))
@@ -183,7 +182,7 @@ def list_columns(result: ListResult) -> list[tables.Column]:
     return cols
 
 
-def _fits_cell(e: EstimateOut) -> Text:
+def fits_cell(e: EstimateOut) -> Text:
     if e.fits:
         return Text("yes", style="green")
     if e.partial:
@@ -196,12 +195,12 @@ def _estimate_cells(v: ListedVariant) -> list[str | Text]:
     e = v.estimate
     if e is None or e.vram_bytes is None:
         return ["-", Text("n/a", style="dim"), "-"]
-    fits = _fits_cell(e)
+    fits = fits_cell(e)
     max_ctx = ctx(e.max_context_tokens) if e.max_context_tokens else "-"
     return [f"{gib(e.vram_bytes)} ({e.provenance})", fits, max_ctx]
 
 
-def _print_table(out: Out, columns: list[tables.Column]) -> list[tables.Column]:
+def print_table(out: Out, columns: list[tables.Column]) -> list[tables.Column]:
     shown = tables.fit(columns, out.stdout.width, wide=out.wide)
     width = out.stdout.width
     # --wide: the table as wide as its columns; the terminal wraps the lines, rich must not
@@ -241,7 +240,7 @@ def _list_human(out: Out, result: ListResult) -> None:
         age = _age(time.time() - result.cached_at_unix)
         out.stdout.print(Text(f"offline: from the look-up cached {age} ago", style="yellow"))
     columns = list_columns(result)
-    shown = _print_table(out, columns)
+    shown = print_table(out, columns)
     out.stdout.print(_legend(result, shown, dropped=len(columns) - len(shown)))
 
 
@@ -336,7 +335,7 @@ def render_fetch(out: Out, result: FetchResult) -> None:
             out.line(result.local_dir)
         return
     if result.dry_run:
-        _print_table(
+        print_table(
             out,
             [
                 tables.Column("file", [f.path for f in result.files], name=True),
@@ -381,57 +380,6 @@ def render_verify(out: Out, result: VerifyResult) -> None:
     if result.ok and out.mode == "human":
         noun = "file" if len(result.files) == 1 else "files"
         out.line(f"ok: {len(result.files)} {noun} verified (sha256 and size) in {result.local_dir}")
-
-
-def render_search(out: Out, result: SearchResult) -> None:
-    if out.mode == "json":
-        out.json(result)
-    elif out.mode == "quiet":
-        for hit in result.hits:
-            out.line(f"{hit.repo}\t{hit.variant.name}")
-    else:
-        _search_human(out, result)
-    for s in result.skipped:
-        out.warn(f"skipped {s.repo}: {s.reason}")
-
-
-def _search_human(out: Out, result: SearchResult) -> None:
-    b = result.budget
-    hits = [h for h in result.hits if h.variant.estimate is not None]
-    ests = [h.variant.estimate for h in hits]
-    margins = [
-        f"{(e.margin_bytes or 0) / GIB:+.1f} GiB" if e and e.margin_bytes is not None else "-"
-        for e in ests
-    ]
-    columns = [
-        tables.Column("#", [str(h.rank) for h in hits], 10, justify="right"),
-        tables.Column("repo", [h.repo for h in hits], name=True),
-        tables.Column("variant", [_name(h.variant) for h in hits], name=True),
-        tables.Column("format", [h.variant.format.value for h in hits], 30),
-        tables.Column("runtime", [e.runtime.value if e and e.runtime else "-" for e in ests], 20),
-        tables.Column(
-            "estimate", [f"{gib(e.vram_bytes)} ({e.provenance})" if e else "-" for e in ests], 85
-        ),
-        tables.Column(
-            "fits",
-            [_fits_cell(e) if e else Text("no", style="red") for e in ests],
-            90,
-        ),
-        tables.Column("margin", margins, 50, justify="right"),
-    ]
-    out.stdout.print(Text(f"quants of {result.base_model}", style="bold"), soft_wrap=True)
-    shown = _print_table(out, columns)
-    dropped = len(columns) - len(shown)
-    more = f" {dropped} more columns with --wide or --json." if dropped else ""
-    out.stdout.print(
-        Text(
-            f"{len(result.repos)} repos; estimates at {ctx(b.context_tokens)} context, "
-            f"{b.cache_mode.value} cache, {gib(b.usable_bytes)} usable; card = the card's own "
-            "figure, card-fit = fitted from its other contexts, formula = weights + KV cache + "
-            f"runtime.{more}",
-            style="dim",
-        )
-    )
 
 
 def _age(seconds: float) -> str:

@@ -11,7 +11,8 @@ from quantpick.errors import IntegrityError, NetworkError
 
 if TYPE_CHECKING:
     from quantpick.commands.args import BudgetArgs, HubArgs
-    from quantpick.commands.fetch import Choice, FetchArgs
+    from quantpick.commands.choose import Choice
+    from quantpick.commands.fetch import FetchArgs
     from quantpick.commands.report import Reporter
 
 
@@ -31,7 +32,7 @@ def offline_fetch(
     target = opts.local_dir
     if target is None:
         name = named or _cached_pick(repo, choice, budget_args, config, hub_args)
-        from quantpick.commands.fetch import models_dir
+        from quantpick.commands.fetch_files import models_dir
         from quantpick.records import Format, Variant, VariantKind
 
         stand_in = Variant(name=name, kind=VariantKind.BRANCH, format=Format.OTHER)
@@ -87,7 +88,7 @@ def _cached_pick(
     hub_args: HubArgs,
 ) -> str:
     """The variant the last look-up recommends, for the default directory's name."""
-    from quantpick.commands.fetch import choose_variant
+    from quantpick.commands.choose import choose_variant
     from quantpick.hub.inventory import from_hub
 
     inv = from_hub(hub_args.connect(), repo, None, config)
