@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -420,3 +421,173 @@ def test_a_token_with_a_non_ascii_character_is_a_usage_error(
     _clean(r, 2)
     assert token not in r.stderr
     assert "ASCII" in r.stderr
+
+
+# -- 16.5: the codes say what happened, and the hints work ----------------------------------------
+
+MIB = 1 << 20
+
+
+def test_a_corrupted_small_file_in_the_hf_cache_is_fetched_again(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    from quantpick.testing import Fault
+
+    hub.faults.add("*/config.json", Fault(corrupt_at=5, times=1, method="GET"))
+    first = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    assert hub.faults.fired() == 1
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "D" / "config.json").read_text() == CONFIG
+    # and the cache holds the right bytes for every later run
+    again = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "E")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "E" / "config.json").read_text() == CONFIG
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("backend", ["auto", "hub"])
+def test_a_cdn_refusal_on_the_huggingface_hub_path_re_resolves(
+    hub: HubProcess, repo: str, tmp_path: Path, status: int, backend: str
+) -> None:
+    from quantpick.testing import Fault
+
+    # the 2 MiB weights are LFS (served by the CDN) and small: huggingface_hub fetches them
+    hub.faults.add("*/model.safetensors", Fault(status=status, times=1, origin="cdn"))
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--backend", backend)
+    assert hub.faults.fired() == 1
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
+
+
+def test_a_cdn_that_always_refuses_is_a_network_error_not_an_auth_error(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    from quantpick.testing import Fault
+
+    hub.faults.add("*/model.safetensors", Fault(status=403, origin="cdn"))
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--backend", "hub")
+    assert r.returncode == 7, r.stderr
+    assert "token" not in r.stderr.lower()
+
+
+def test_a_server_that_ignores_range_falls_back_to_one_stream(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from quantpick.testing import Fault
+
+    built = make_repo(hub_root, "o/big", {"main": {"model.safetensors": 40 * MIB}})
+    want = hashlib.sha256((built.branch_dir() / "model.safetensors").read_bytes()).hexdigest()
+    hub.faults.add("*/model.safetensors", Fault(ignore_range=1, origin="cdn"))
+    r = _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D", "--json")
+    assert r.returncode == 0, r.stderr
+    assert hub.faults.fired() >= 1
+    got = hashlib.sha256((tmp_path / "D" / "model.safetensors").read_bytes()).hexdigest()
+    assert got == want
+    assert _statuses(r.stdout)["model.safetensors"] == "verified"
+
+
+@pytest.fixture
+def tight_fs(tmp_path: Path) -> Iterator[Path]:
+    mnt = tmp_path / "tight"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill_to(fs: Path, free_bytes: int) -> None:
+    import shutil
+
+    extra = shutil.disk_usage(fs).free - free_bytes
+    with open(fs / "filler", "ab", buffering=0) as f:
+        while extra > 0:
+            n = min(extra, MIB)
+            try:
+                f.write(b"\0" * n)
+            except OSError:
+                return  # full: the fetch is writing at the same time
+            extra -= n
+
+
+def _spawn_fetch(hub: HubProcess, cwd: Path, *args: str | Path) -> subprocess.Popen[str]:
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QUANTPICK_"))},
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HOME": str(cwd / "hf"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantpick", "fetch", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def _part_blocks(target: Path) -> int:
+    return sum(p.stat().st_blocks * 512 for p in (target / ".quantpick").rglob("*.part"))
+
+
+def test_resume_on_a_tight_disk_counts_the_bytes_already_written(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path
+) -> None:
+    import signal
+    import time
+
+    from quantpick.testing import Fault
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}})
+    target = tight_fs / "m"
+    hub.faults.add("*/model.safetensors", Fault(rate_bps=4 * MIB, origin="cdn"))
+    proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", target, "--max-workers", "1")
+    deadline = time.monotonic() + 30
+    while _part_blocks(target) < 12 * MIB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert _part_blocks(target) >= 12 * MIB
+    hub.faults.clear()
+    # room for what is left (8 MiB), not for the whole file again
+    _fill_to(tight_fs, 10 * MIB)
+    r = _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", target)
+    assert r.returncode == 0, r.stderr
+    assert _qp(hub, tmp_path, "verify", target).returncode == 0
+
+
+def test_hf_transfer_on_a_full_disk_is_exit_9_at_once(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path
+) -> None:
+    import time
+
+    from quantpick.testing import Fault
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}})
+    target = tight_fs / "m"
+    hub.faults.add("*/model.safetensors", Fault(rate_bps=2 * MIB, origin="cdn", skip=1))
+    began = time.monotonic()
+    proc = _spawn_fetch(
+        hub, tmp_path, "o/big:main", "--local-dir", target, "--backend", "hf_transfer"
+    )
+    deadline = time.monotonic() + 30
+    while _part_blocks(target) < MIB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # another program takes the rest of the disk while the transfer runs
+    _fill_to(tight_fs, 0)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 9, err
+    assert err.startswith("error: ") or "\nerror: " in err
+    assert "retrying" not in err
+    assert time.monotonic() - began < 30

@@ -49,6 +49,7 @@ from quantpick.download.localfs import (
     ensure_dir,
     hash_file,
     planted_link,
+    regular_file_stat,
 )
 from quantpick.download.manifest import (
     Manifest,
@@ -62,7 +63,7 @@ from quantpick.download.manifest import (
     write_manifest,
     write_verified,
 )
-from quantpick.download.partial import partial_dir
+from quantpick.download.partial import partial_dir, partial_key
 from quantpick.download.plan import (
     Backend,
     FetchPlan,
@@ -342,7 +343,7 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
     _fresh_staging(ctx.plan.local_dir)
     first = todo[0]
     source = ctx.resolve(first.path)
-    need = sum(f.missing_bytes for f in todo) + extra
+    need = sum(max(0, f.missing_bytes - _allocated(ctx.plan.local_dir, f)) for f in todo) + extra
     free = shutil.disk_usage(ctx.plan.local_dir).free
     if need > free:
         raise DiskSpaceError(
@@ -350,6 +351,15 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
             f"but {ctx.plan.local_dir} has {format_gib(free, digits=2)} free"
         )
     return {first.path: source}
+
+
+def _allocated(local_dir: Path, f: PlannedFile) -> int:
+    """Disk a .part already holds beyond its checked chunks: bytes of chunks a killed run wrote
+    only partly (after a disk-full, nearly all of them) are space the resume does not need again."""
+    st = regular_file_stat(partial_dir(local_dir) / f"{partial_key(f.path)}.part")
+    if st is None:
+        return 0
+    return max(0, min(st.st_blocks * 512, f.size_bytes) - f.have_bytes)
 
 
 def _fresh_staging(local_dir: Path) -> None:

@@ -115,6 +115,12 @@ class Hub:
             raise EntryNotFoundError(f"{path or 'file'} not found in {repo}") from None
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
+            if status in (401, 403, 404, 410) and self._from_cdn(exc):
+                # a pre-signed URL that expired or was refused: no token is involved, and a
+                # fresh resolve gives a new one (callers retry NetworkError)
+                raise NetworkError(
+                    f"the download server refused a signed URL (HTTP {status}) for {path or repo}"
+                ) from None
             if status == 401 and token:
                 raise AuthError(f"the Hub refused the token (HTTP 401) for {repo}") from None
             if status in (401, 403):
@@ -139,6 +145,16 @@ class Hub:
                 redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
             ) from None
 
+    def _from_cdn(self, exc: HfHubHTTPError) -> bool:
+        """The refusal came from where the Hub redirected to, not from the Hub itself."""
+        if exc.response is None:
+            return False
+        try:
+            host = exc.response.url.host
+        except (AttributeError, RuntimeError):
+            return False
+        return bool(host) and host != httpx.URL(self.settings.endpoint).host
+
     def _retrying(self, fn: Callable[[], T]) -> T:
         for attempt in range(RETRIES):
             try:
@@ -161,21 +177,31 @@ class Hub:
         hf_hub_download retries transient failures itself (5 tries with backoff).
         """
         with self._mapped(repo, revision, filename):
-            try:
-                return Path(
-                    hf_hub_download(
-                        repo,
-                        filename,
-                        revision=revision,
-                        endpoint=self.settings.endpoint,
-                        token=self._token_arg,
-                        cache_dir=self.settings.cache_dir,
+            for force in (False, True):
+                try:
+                    path = Path(
+                        hf_hub_download(
+                            repo,
+                            filename,
+                            revision=revision,
+                            endpoint=self.settings.endpoint,
+                            token=self._token_arg,
+                            cache_dir=self.settings.cache_dir,
+                            force_download=force,
+                        )
                     )
-                )
-            except HfEntryNotFoundError as exc:
-                if isinstance(exc, LocalEntryNotFoundError):
-                    raise
-                return None
+                except HfEntryNotFoundError as exc:
+                    if isinstance(exc, LocalEntryNotFoundError):
+                        raise
+                    return None
+                if _cached_blob_intact(path):
+                    return path
+                # one bad answer must not poison every later run: drop the entry, fetch it again
+                _forget_cached(path)
+            raise NetworkError(
+                f"{filename} of {repo} arrived damaged twice",
+                "the server or a proxy is corrupting transfers; try again later",
+            )
 
     def card_text(self, repo: str, revision: str | None = None) -> str | None:
         """README.md at a revision, or None when the repo has none."""
@@ -333,8 +359,14 @@ class Hub:
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
 
-    def download_file(self, repo: str, revision: str, path: str, local_dir: Path) -> Path:
-        """A small file through huggingface_hub (also the path for Xet-backed files)."""
+    def download_file(
+        self, repo: str, revision: str, path: str, local_dir: Path, *, fresh: bool = False
+    ) -> Path:
+        """A small file through huggingface_hub (also the path for Xet-backed files).
+
+        `fresh` skips huggingface_hub's cache, which it would otherwise copy from: after a hash
+        mismatch the cached copy is the suspect.
+        """
         with self._mapped(repo, revision, path):
             out = hf_hub_download(
                 repo,
@@ -344,6 +376,7 @@ class Hub:
                 token=self._token_arg,
                 local_dir=local_dir,
                 cache_dir=self.settings.cache_dir,
+                force_download=fresh,
             )
         return Path(out)
 
@@ -366,6 +399,34 @@ class Hub:
                 )
                 found.extend(m.id for m in models if m.id not in found and m.id != base_model)
         return found[:limit]
+
+
+def _cached_blob_intact(path: Path) -> bool:
+    """huggingface_hub names a cached blob by its ETag (git blob sha1 or sha256): check it."""
+    import hashlib
+
+    try:
+        blob = path.resolve(strict=True)
+        etag = blob.name
+        if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", etag):
+            return True  # not a hash: nothing to check against
+        data = blob.read_bytes()
+    except OSError:
+        return False
+    if len(etag) == 64:
+        return hashlib.sha256(data).hexdigest() == etag
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == etag
+
+
+def _forget_cached(path: Path) -> None:
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError):
+        blob = path.resolve()
+        os.unlink(blob)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 class _TimeoutTransport(httpx.HTTPTransport):

@@ -23,6 +23,7 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
     ctx.progress.file_started(p.path, p.size_bytes, 0)
     attempt = 0
     redownloads_left = 1
+    fresh = False
     while True:
         staging = ensure_dir(ctx.local_dir, f"{STATE_DIR}/{HUB_STAGING}/{partial_key(p.path)}")
         if os.listdir(staging):
@@ -33,7 +34,9 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
             )
         try:
             try:
-                ctx.hub.download_file(ctx.plan.repo, ctx.plan.commit_sha, p.path, staging)
+                ctx.hub.download_file(
+                    ctx.plan.repo, ctx.plan.commit_sha, p.path, staging, fresh=fresh
+                )
             except NetworkError as exc:
                 # hf_hub_download gives up on the first 5xx of a GET: try again like the engine
                 attempt = ctx.backoff(attempt, p.path, exc)
@@ -51,6 +54,8 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
             if redownloads_left <= 0:
                 raise bad_hash(p)
             redownloads_left -= 1
+            # huggingface_hub may have copied a damaged cache entry: go to the server this time
+            fresh = True
             ctx.progress.note(p.path, "hash or size mismatch: downloading again")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
