@@ -4,6 +4,7 @@ nothing is written through a link quantpick did not make, and hostile input ends
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -591,3 +592,113 @@ def test_hf_transfer_on_a_full_disk_is_exit_9_at_once(
     assert err.startswith("error: ") or "\nerror: " in err
     assert "retrying" not in err
     assert time.monotonic() - began < 30
+
+
+# -- 16.6: cost and leftovers ---------------------------------------------------------------------
+
+
+def test_the_verified_record_is_appended_one_line_per_file_and_resumes(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from quantpick.testing import Fault
+
+    files = {f"f{i:02d}.txt": f"file {i} " * 1000 for i in range(20)}
+    make_repo(hub_root, "o/many", {"main": files})
+    # the second half drips: the fetch is killed with the first half recorded
+    hub.faults.add("*/f1[0-9].txt", Fault(rate_bps=1000, method="GET"))
+    target = tmp_path / "D"
+    record = target / ".quantpick" / "verified.json"
+    proc = _spawn_fetch(hub, tmp_path, "o/many:main", "--local-dir", target)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if record.exists() and record.read_text().count("\n") >= 6:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    lines = record.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert set(header) == {"commit_sha"}
+    recorded = [json.loads(line)["path"] for line in lines[1:]]
+    assert len(recorded) >= 5
+    assert all(p.startswith("f0") for p in recorded)
+    hub.faults.clear()
+    hub.requests.clear()
+    r = _qp(hub, tmp_path, "fetch", "o/many:main", "--local-dir", "D", "--json")
+    assert r.returncode == 0, r.stderr
+    statuses = _statuses(r.stdout)
+    # what the record vouches for is neither fetched nor hashed again
+    assert all(statuses[p] == "unchanged since checked" for p in recorded)
+    for p in recorded:
+        assert hub.requests.count(method="GET", path=f"*/{p}") == 0
+    assert not record.exists()
+
+
+def test_a_stale_sidecar_left_by_a_kill_after_install_is_cleaned_up(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    from quantpick.download.partial import partial_key
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}})
+    assert _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D").returncode == 0
+    # what a kill between the rename into place and the sidecar's removal leaves
+    partial = tmp_path / "D" / ".quantpick" / "partial"
+    partial.mkdir()
+    sidecar = partial / f"{partial_key('model.safetensors')}.part.json"
+    sidecar.write_text('{"v": 1, "path": "model.safetensors"}')
+    r = _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D")
+    assert r.returncode == 0, r.stderr
+    assert not sidecar.exists()
+    assert not partial.exists()
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_local_dir_is_a_usage_error(
+    hub: HubProcess, repo: str, tmp_path: Path, value: str
+) -> None:
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", value)
+    _clean(r, 2)
+    assert "--local-dir" in r.stderr
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
+def test_an_hf_transfer_child_dies_with_its_parent(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from quantpick.testing import Fault
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}})
+    hub.faults.add("*/model.safetensors", Fault(rate_bps=MIB, origin="cdn", skip=1))
+    proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", "D", "--backend", "hf_transfer")
+    deadline = time.monotonic() + 30
+    kids: set[int] = set()
+    while not kids and time.monotonic() < deadline:
+        kids = _children(proc.pid)
+        time.sleep(0.05)
+    assert kids
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    time.sleep(0.3)
+    alive = [k for k in kids if Path(f"/proc/{k}").exists() and "Z" not in _state(k)]
+    assert alive == []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"

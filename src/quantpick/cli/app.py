@@ -264,7 +264,7 @@ def fetch_cmd(
     reserve: ReserveOpt = DEFAULT_RESERVE,
     config: ConfigOpt = None,
     local_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--local-dir",
             envvar="QUANTPICK_LOCAL_DIR",
@@ -329,7 +329,13 @@ def fetch_cmd(
     )
     choice = fetch.Choice(branch=branch, file=file, search=search)
     opts = fetch.FetchArgs(
-        local_dir, revision, dry_run, backend, max_workers, verify, allow_unverified
+        args.local_dir_arg(local_dir),
+        revision,
+        dry_run,
+        backend,
+        max_workers,
+        verify,
+        allow_unverified,
     )
     result = fetch.fetch(repo, choice, budget, config, hub, opts, out)
     out.json(result) if json else render.render_fetch(out, result)

@@ -35,6 +35,17 @@ def split_repo(spec: str) -> tuple[str, str | None]:
     return repo, branch or None
 
 
+def local_dir_arg(text: str | None) -> Path | None:
+    """--local-dir: an empty value is a mistake (an unset variable), never the current dir."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise UsageError(
+            "--local-dir is empty", "give a directory, or leave --local-dir out for the default"
+        )
+    return Path(text)
+
+
 @dataclass(frozen=True)
 class HubArgs:
     endpoint: str | None

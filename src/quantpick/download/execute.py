@@ -57,11 +57,11 @@ from quantpick.download.manifest import (
     VerifyReport,
     clear_failed,
     known_good,
+    VerifiedLog,
     remove_verified,
     still_good,
     verify,
     write_manifest,
-    write_verified,
 )
 from quantpick.download.partial import partial_dir, partial_key
 from quantpick.download.plan import (
@@ -205,12 +205,13 @@ def _fetch_locked(
         files = list(_parts_complete(files, join))
     records_lock = threading.Lock()
     hashed: set[str] = set()
+    log = VerifiedLog(local_dir, plan.commit_sha, list(records.values()))
 
     def on_done(record: ManifestFile) -> None:
         with records_lock:
             records[record.path] = record
             hashed.add(record.path)
-            write_verified(local_dir, plan.commit_sha, records.values())
+            log.append(record)
 
     ctx.on_done = on_done
     reused = sum(f.have_bytes for f in files)
@@ -239,6 +240,7 @@ def _fetch_locked(
         reasons=reasons,
     )
     write_manifest(local_dir, manifest)
+    _drop_partials(local_dir, plan.files)
     # every file a verify found damaged was either hashed again or downloaded again above
     clear_failed(local_dir)
     remove_verified(local_dir)
@@ -351,6 +353,16 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
             f"but {ctx.plan.local_dir} has {format_gib(free, digits=2)} free"
         )
     return {first.path: source}
+
+
+def _drop_partials(local_dir: Path, files: Iterable[PlannedFile]) -> None:
+    """A kill between installing a file and removing its sidecar leaves a .part.json behind; once
+    the manifest vouches for the file it is stale, and it would keep the partial dir alive."""
+    where = partial_dir(local_dir)
+    for f in files:
+        for suffix in (".part.json", ".part"):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(where / f"{partial_key(f.path)}{suffix}")
 
 
 def _allocated(local_dir: Path, f: PlannedFile) -> int:
