@@ -154,12 +154,16 @@ def test_fetch_failures_never_exit_zero(
     assert "Traceback" not in r.stderr
 
 
-def test_sentinel_token_never_written_anywhere(qhub: HubServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["auto", "hub"], ids=["bridge", "hf_xet"])
+def test_sentinel_token_never_written_anywhere(
+    qhub: HubServer, tmp_path: Path, backend: str
+) -> None:
     env = {"HF_TOKEN": SENTINEL_TOKEN}
     outputs = []
+    fetch = ("fetch", "demo/priv-exl2:3_0", "--local-dir", "p", "--backend", backend)
     for args in (
         ("list", "demo/priv-exl2", "--json", "--verbose"),
-        ("fetch", "demo/priv-exl2:3_0", "--local-dir", "p", "--json", "--verbose"),
+        (*fetch, "--json", "--verbose"),
         ("verify", "p", "--json"),
         ("fetch", "demo/priv-exl2:nope", "--verbose"),
     ):
@@ -170,5 +174,9 @@ def test_sentinel_token_never_written_anywhere(qhub: HubServer, tmp_path: Path) 
     for path in tmp_path.rglob("*"):
         if path.is_file() and "hub" not in path.relative_to(tmp_path).parts[:1]:
             assert SENTINEL_TOKEN.encode() not in path.read_bytes(), path
+    if backend == "hub":
+        # hf_xet's own logs are among the files scanned above
+        assert list((tmp_path / "hf" / "xet" / "logs").iterdir())
+        assert qhub.requests.count(origin="cas") > 0
     # and the CDN origin never saw an Authorization header
     assert not [r for r in qhub.requests if r.origin == "cdn" and r.authorized]

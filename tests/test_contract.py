@@ -42,15 +42,39 @@ def _validate(kind: str, stdout: str) -> dict[str, object]:
     return doc  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def qhub(tmp_path: Path) -> Iterator[HubServer]:
+def _serve(tmp_path: Path, *, xet: bool = True) -> Iterator[HubServer]:
     root = tmp_path / "hub"
     branches: dict[str, dict[str, bytes | str | int]] = {"main": {"measurement.json": "{}"}}
     for b in ("6_5", "5_0", "4_25", "3_5", "3_0"):
         branches[b] = {"model.safetensors": os.urandom(3 * MIB)}
-    make_repo(root, "demo/mix-exl2", branches, readme=EXL2.read_text())
+    make_repo(root, "demo/mix-exl2", branches, readme=EXL2.read_text(), xet=xet)
     with HubServer(root) as server:
         yield server
+
+
+@pytest.fixture
+def qhub(tmp_path: Path) -> Iterator[HubServer]:
+    yield from _serve(tmp_path)
+
+
+# The paths a fetch can take: a Xet-backed repo (the default: the ranged engine over the Hub's
+# bridge), a plain-LFS mirror, and a Xet repo with --backend hub (hf_xet through the CAS).
+# Each: (xet on the server, extra fetch arguments, where a slowing fault goes).
+PATHS = {
+    "xet": (True, (), ("*/model.safetensors", None)),
+    "plain-lfs": (False, (), ("*/model.safetensors", None)),
+    "hf_xet": (True, ("--backend", "hub"), ("/xorbs/*", "cas")),
+}
+
+
+@pytest.fixture(params=sorted(PATHS))
+def route(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[HubServer, tuple[str, ...]]]:
+    xet, extra, (glob, origin) = PATHS[request.param]
+    for server in _serve(tmp_path, xet=xet):
+        server.slow_glob = (glob, origin)  # type: ignore[attr-defined]
+        yield server, extra
 
 
 def _env(server: HubServer, tmp_path: Path) -> dict[str, str]:
@@ -77,22 +101,28 @@ def test_no_gpu_for_vram_auto_exits_11(tmp_path: Path) -> None:
     assert "--vram 24" in r.stderr
 
 
-def test_locked_directory_exits_10(qhub: HubServer, tmp_path: Path) -> None:
+def test_locked_directory_exits_10(
+    route: tuple[HubServer, tuple[str, ...]], tmp_path: Path
+) -> None:
+    qhub, extra = route
     target = tmp_path / "locked"
     (target / ".quantpick").mkdir(parents=True)
     with FileLock(str(target / ".quantpick" / "lock")):
-        r = run_qp("fetch", "demo/mix-exl2:3_0", "--local-dir", target, env=_env(qhub, tmp_path))
+        r = run_qp(
+            "fetch", "demo/mix-exl2:3_0", *extra, "--local-dir", target, env=_env(qhub, tmp_path)
+        )
     assert r.returncode == 10, r.stderr
     assert r.stderr.startswith("error: ")
 
 
 def _fetch_in_flight(
-    qhub: HubServer, tmp_path: Path, target: Path, *, rate_bps: int
+    qhub: HubServer, tmp_path: Path, target: Path, *, rate_bps: int, extra: tuple[str, ...] = ()
 ) -> subprocess.Popen[str]:
     """A fetch of 3_0 slowed by a drip, returned once its first bytes are on disk."""
-    qhub.faults.add("*/model.safetensors", Fault(rate_bps=rate_bps))
+    glob, origin = getattr(qhub, "slow_glob", ("*/model.safetensors", None))
+    qhub.faults.add(glob, Fault(rate_bps=rate_bps, origin=origin))
     env = {**os.environ, **_env(qhub, tmp_path), "HF_HUB_DISABLE_UPDATE_CHECK": "1"}
-    cmd = [sys.executable, "-m", "quantpick", "fetch", "demo/mix-exl2:3_0", "--local-dir"]
+    cmd = [sys.executable, "-m", "quantpick", "fetch", "demo/mix-exl2:3_0", *extra, "--local-dir"]
     proc = subprocess.Popen(
         [*cmd, str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -104,17 +134,20 @@ def _fetch_in_flight(
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_fetch_exits_130_or_143_and_resumes(
-    qhub: HubServer, tmp_path: Path, sig: signal.Signals, code: int
+    route: tuple[HubServer, tuple[str, ...]], tmp_path: Path, sig: signal.Signals, code: int
 ) -> None:
+    qhub, extra = route
     target = tmp_path / "sig"
-    proc = _fetch_in_flight(qhub, tmp_path, target, rate_bps=64 * 1024)
+    proc = _fetch_in_flight(qhub, tmp_path, target, rate_bps=64 * 1024, extra=extra)
     proc.send_signal(sig)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert not (target / "model.safetensors").exists()
     assert "error: " in err
     qhub.faults.clear()
-    again = run_qp("fetch", "demo/mix-exl2:3_0", "--local-dir", target, env=_env(qhub, tmp_path))
+    again = run_qp(
+        "fetch", "demo/mix-exl2:3_0", *extra, "--local-dir", target, env=_env(qhub, tmp_path)
+    )
     assert again.returncode == 0, again.stderr
     assert run_qp("verify", target).returncode == 0
 
@@ -180,25 +213,33 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_not_enough_disk_exits_9_before_any_byte(
-    qhub: HubServer, tmp_path: Path, small_fs: Path
+    route: tuple[HubServer, tuple[str, ...]], tmp_path: Path, small_fs: Path
 ) -> None:
+    qhub, extra = route
     (small_fs / "filler").write_bytes(b"\0" * (2 * MIB))
     r = run_qp(
-        "fetch", "demo/mix-exl2:3_0", "--local-dir", small_fs / "m", env=_env(qhub, tmp_path)
+        "fetch",
+        "demo/mix-exl2:3_0",
+        *extra,
+        "--local-dir",
+        small_fs / "m",
+        env=_env(qhub, tmp_path),
     )
     assert r.returncode == 9, r.stderr
     assert r.stderr.startswith("error: ")
     assert not qhub.requests.filter(path="*/model.safetensors", method="GET")
+    assert not qhub.requests.filter(origin="cas")
 
 
 def test_disk_full_mid_transfer_exits_9_then_resumes(
-    qhub: HubServer, tmp_path: Path, small_fs: Path
+    route: tuple[HubServer, tuple[str, ...]], tmp_path: Path, small_fs: Path
 ) -> None:
+    qhub, extra = route
     target = small_fs / "m"
-    proc = _fetch_in_flight(qhub, tmp_path, target, rate_bps=256 * 1024)
+    proc = _fetch_in_flight(qhub, tmp_path, target, rate_bps=256 * 1024, extra=extra)
     # another program fills the disk while the transfer runs
     filler = small_fs / "filler"
-    with filler.open("wb") as f:
+    with filler.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
@@ -210,6 +251,8 @@ def test_disk_full_mid_transfer_exits_9_then_resumes(
     assert not (target / "model.safetensors").exists()
     filler.unlink()
     qhub.faults.clear()
-    again = run_qp("fetch", "demo/mix-exl2:3_0", "--local-dir", target, env=_env(qhub, tmp_path))
+    again = run_qp(
+        "fetch", "demo/mix-exl2:3_0", *extra, "--local-dir", target, env=_env(qhub, tmp_path)
+    )
     assert again.returncode == 0, again.stderr
     assert run_qp("verify", target).returncode == 0

@@ -64,7 +64,8 @@ def test_variant_names_in_order(case: tuple[dict[str, Any], list[Variant]]) -> N
 def test_variant_kind(case: tuple[dict[str, Any], list[Variant]]) -> None:
     expected, variants = case
     kind = {"branches": "branch", "files": "file", "repos": "repo"}[expected["kind"]]
-    assert {v.kind.value for v in variants} == {kind}
+    # a card that lists nothing (a template with no file list) has no kind to check
+    assert {v.kind.value for v in variants} == ({kind} if expected["variants"] else set())
 
 
 def test_quant_parameters(case: tuple[dict[str, Any], list[Variant]]) -> None:

@@ -26,12 +26,12 @@ AUTH = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
 
 @pytest.fixture
 def files(hub_root: Path) -> dict[str, bytes]:
-    """A 3 MiB LFS file (served by the CDN origin) and a small one (served by the Hub itself)."""
+    """A 3 MiB LFS file (served by the CDN origin, no Xet) and a small one (served by the Hub)."""
     content = {
         "model.safetensors": hashlib.sha256(b"seed").digest() * (3 * MIB // 32),
         "notes.txt": b"x" * 5000,
     }
-    make_repo(hub_root, "org/m", {"main": content})
+    make_repo(hub_root, "org/m", {"main": content}, xet=False)
     return content
 
 

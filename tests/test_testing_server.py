@@ -47,7 +47,10 @@ BRANCHES = {
 
 @pytest.fixture
 def repo(hub_root: Path) -> BuiltRepo:
-    return make_repo(hub_root, "org/mistral-exl2", BRANCHES, readme=CARD, tags={"v1.0": "6_5"})
+    # plain LFS (a mirror without Xet): the CDN path; test_testing_xet.py covers the Xet one
+    return make_repo(
+        hub_root, "org/mistral-exl2", BRANCHES, readme=CARD, tags={"v1.0": "6_5"}, xet=False
+    )
 
 
 def api(hub: HubProcess, token: str | bool = DEFAULT_TOKEN) -> HfApi:
@@ -433,7 +436,7 @@ def test_search_by_base_model_author_and_text(hub: HubProcess, hub_root: Path) -
 
 
 def test_in_process_server_serves_huggingface_hub(hub_root: Path, hf_cache: Path) -> None:
-    make_repo(hub_root, "org/m", {"main": {"model.gguf": 2 * MIB}})
+    make_repo(hub_root, "org/m", {"main": {"model.gguf": 2 * MIB}}, xet=False)
     with HubServer(hub_root) as server:
         path = hf_hub_download(
             "org/m", "model.gguf", endpoint=server.endpoint, token=DEFAULT_TOKEN, cache_dir=hf_cache

@@ -51,10 +51,13 @@ def options(**kw: float) -> TransferOptions:
     return TransferOptions(**(base | kw))  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+@pytest.fixture(scope="module", params=[True, False], ids=["xet", "plain-lfs"])
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[HubServer]:
+    """Every fault twice: a Xet-backed repo (as on the real Hub) and a plain-LFS mirror."""
     root = tmp_path_factory.mktemp("hub")
-    make_repo(root, REPO, {"main": FILES})
+    make_repo(root, REPO, {"main": FILES}, xet=request.param)
     with HubServer(root) as srv:
         yield srv
 
@@ -64,6 +67,8 @@ def srv(server: HubServer) -> Iterator[HubServer]:
     server.reset()
     yield server
     assert not server.errors, server.errors
+    # Xet files too go over the Hub's bridge (the CDN), where the faults are: never the CAS
+    assert not server.requests.filter(origin="cas")
 
 
 @pytest.fixture

@@ -200,6 +200,8 @@ class RemoteFile(Record):
     # sha256 of LFS files (what the Hub states); None for small git-stored files
     sha256: str | None = None
     git_oid: str | None = None
+    # the Hub stores it with Xet (its tree names a xetHash): hf_xet or the Hub's bridge fetch it
+    xet: bool = False
 
 
 class BranchListing(Record):

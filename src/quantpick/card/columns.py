@@ -1,19 +1,24 @@
-"""The vocabulary of variant-table headers: which column of a card's table means what.
+"""Which column of a card's table means what: header words first, then what the cells hold.
 
 A table is a variant table when it has a column naming the variant (Branch, Name, Filename, Link,
 Quant) and a column describing one (Bits, Size, VRAM, ...); benchmark and hyper-parameter tables
-have neither and are skipped whole.
+have neither and are skipped whole. Header words are English and only a hint: a column whose
+header says nothing known is read from its cells (Hub file links, quant types, sizes with units),
+so `Nome | Método Quant | Tamanho` reads like `Name | Quant method | Size`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
 from quantpick.card import values as cv
+from quantpick.card.links import TargetKind, hub_target
 from quantpick.card.markdown import parse_inline
+from quantpick.card.names import is_quant_label
 from quantpick.records import CacheMode
 
 
@@ -82,6 +87,10 @@ _RULES: tuple[tuple[re.Pattern[str], Col], ...] = tuple(
 )
 
 
+# quality-score columns stay OTHER whatever their cells look like
+_SCORE_HEADER = _RULES[0][0]
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     role: Col
@@ -119,3 +128,59 @@ def ident_column(columns: list[Column]) -> int | None:
 def is_variant_header(header: tuple[str, ...]) -> bool:
     """Whether a header row (raw cells) can head a variant table: naming and describing columns."""
     return ident_column([classify(parse_inline(h).text) for h in header]) is not None
+
+
+# a table whose header words say nothing may still list variants: worth parsing when its source
+# links Hub files or gives sizes with units (benchmark tables rarely do either)
+_BODY_HINT = re.compile(r"huggingface\.co/|hf\.co/|\.gguf\b|\d\s*[KMGT]i?B\b", re.IGNORECASE)
+_FILE_NAME = re.compile(r"^\S+\.(?:gguf|bin|safetensors)$", re.IGNORECASE)
+_SIZE_UNITS = {"KB", "MB", "GB", "TB", "KIB", "MIB", "GIB", "TIB"}
+
+
+def wants_table(header: tuple[str, ...], body: str) -> bool:
+    return is_variant_header(header) or bool(_BODY_HINT.search(body))
+
+
+def _names_a_file(raw: str) -> bool:
+    cell = parse_inline(raw)
+    for link in cell.links:
+        target = hub_target(link.href)
+        if target is not None and target.kind in (TargetKind.FILE, TargetKind.TREE):
+            return True
+    return bool(_FILE_NAME.match(cell.text))
+
+
+def _has_size_unit(raw: str) -> bool:
+    q = cv.quantity(parse_inline(raw).text)
+    return q is not None and q[1] in _SIZE_UNITS
+
+
+def _most(cells: list[str], test: Callable[[str], bool]) -> bool:
+    hits = sum(1 for c in cells if test(c))
+    return hits > 0 and hits * 2 >= len(cells)
+
+
+def refine(
+    columns: list[Column], rows: tuple[tuple[str, ...], ...], headers: list[str]
+) -> list[Column]:
+    """Columns whose header says nothing known, read from their cells."""
+    out = []
+    for i, column in enumerate(columns):
+        if column.role is not Col.OTHER or _SCORE_HEADER.search(headers[i].lower()):
+            out.append(column)
+            continue
+        cells = [row[i] for row in rows if i < len(row) and not cv.is_unknown(row[i])]
+        if not cells:
+            out.append(column)
+        elif _most(cells, _names_a_file):
+            out.append(Column(Col.NAME, column.key))
+        elif all(is_quant_label(parse_inline(c).text) for c in cells):
+            out.append(Column(Col.QUANT, column.key))
+        elif _most(cells, _has_size_unit):
+            # a figure at a stated context is memory in use, not a file size
+            context = cv.context_tokens(headers[i])
+            role = Col.VRAM if context is not None else Col.SIZE
+            out.append(Column(role, column.key, context))
+        else:
+            out.append(column)
+    return out

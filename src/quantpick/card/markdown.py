@@ -50,6 +50,8 @@ class Block:
 class Document:
     tables: list[Table] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    # fenced and indented code (shell commands name files: `-m x.gguf`, `--hf-file`, `-hf r:Q8_0`)
+    code: list[Block] = field(default_factory=list)
     front_matter: str = ""
 
 
@@ -71,7 +73,8 @@ def _make_markdown(tables: bool) -> MarkdownIt:
 # with tables on; benchmark and chat-log tables never are.
 _BLOCK_MD = _make_markdown(tables=False)
 _TABLE_MD = _make_markdown(tables=True)
-HeaderFilter = Callable[[tuple[str, ...]], bool]
+# (raw header cells, the table's whole source) -> parse it as a table?
+HeaderFilter = Callable[[tuple[str, ...], str], bool]
 
 
 def _normalise(text: str) -> str:
@@ -201,6 +204,8 @@ def _walk(
         tok = tokens[i]
         if tok.type == "table_open":
             i = _table(tokens, i, offset, lines, doc)
+        elif tok.type in ("fence", "code_block") and want is not None:
+            doc.code.append(Block(tok.content, _line(tok, offset), False))
         elif _is_prose(tok, offset, doc, want):
             heading = i > 0 and tokens[i - 1].type == "heading_open"
             doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
@@ -225,7 +230,7 @@ def _paragraph_table(tok: Token, offset: int, doc: Document, want: HeaderFilter)
     header = _header_cells(content[header_start : delimiter.end()])
     if header is None:
         return False
-    if want(header):
+    if want(header, content):
         _walk(_TABLE_MD.parse(content), _line(tok, offset) - 1, content.split("\n"), doc, None)
     elif header_start > 0:
         # prose the table directly follows (a list item it hangs from) stays prose
@@ -233,7 +238,7 @@ def _paragraph_table(tok: Token, offset: int, doc: Document, want: HeaderFilter)
     return True
 
 
-def parse_document(text: str, want_table: HeaderFilter = lambda header: True) -> Document:
+def parse_document(text: str, want_table: HeaderFilter = lambda header, body: True) -> Document:
     """Tables (those whose raw header cells `want_table` accepts), prose blocks, front-matter."""
     text = _normalise(text)
     front, body = split_front_matter(text)

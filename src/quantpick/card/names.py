@@ -24,7 +24,12 @@ _HEAD = re.compile(r"(?:^|[_\-])h(\d{1,2})(?=$|[_\-])", re.IGNORECASE)
 _VISION = re.compile(r"[_\-]v(\d{1,2})(?=$|[_\-])", re.IGNORECASE)
 # bartowski exl2 branches: 6_5 = 6.5 bpw, 4_25 = 4.25 bpw
 _UNDERSCORE_BITS = re.compile(r"^(\d)_(\d{1,2})$")
-_NBIT = re.compile(r"(?<![\d.])(\d{1,2})[-_]?bits?(?![a-z])", re.IGNORECASE)
+_NBIT = re.compile(
+    r"(?<![\d.])(\d{1,2})[-_]?bits?(?![a-z])|(?<![a-z])int(\d{1,2})(?![\d])|(?<![a-z])w(\d)a\d{1,2}\b",
+    re.IGNORECASE,
+)
+# Mungert's mixed precision: 'bf16-q8_0' keeps output and embeddings in BF16, the rest Q8_0
+_MIXED_TYPE = re.compile(r"-(?P<q>Q\d_\d|Q\d_K(?:_[SML])?)(?![A-Za-z0-9])", re.IGNORECASE)
 _GROUP = re.compile(r"(?<=[-_])(-1|\d{1,4})g(?=$|[-_])", re.IGNORECASE)
 _ACT_ORDER = re.compile(r"act[-_]?order[-_]?(true|false)", re.IGNORECASE)
 _SPLIT_NUMBERED = re.compile(
@@ -139,13 +144,14 @@ def describe(name: str) -> NameInfo:
         fields["bits"] = float(f"{m[1]}.{m[2]}")
         guessed = Format.EXL2
     elif gguf and fmt not in (Format.GPTQ, Format.AWQ, Format.EXL2, Format.EXL3):
-        fields["quant_method"] = gguf["q"]
+        mixed = _MIXED_TYPE.match(group, gguf.end())
+        fields["quant_method"] = gguf["q"] + (mixed[0] if mixed else "")
         fields["imatrix"] = gguf["i1"] is not None
         guessed = Format.GGUF
     else:
         nbit = _NBIT.search(base)
         if nbit:
-            fields["bits"] = float(nbit[1])
+            fields["bits"] = float(next(g for g in nbit.groups() if g))
         group_size = _GROUP.search(base)
         if group_size:
             gs = int(group_size[1])
@@ -162,6 +168,19 @@ def describe(name: str) -> NameInfo:
         fields["format"] = guessed
         fields["format_guessed"] = True
     return NameInfo.model_validate(fields)
+
+
+def is_quant_label(text: str) -> bool:
+    """A llama.cpp type on its own ('Q4_K_M', '**IQ3_XS**', 'i1-Q4_K_S'), not a file name."""
+    label = text.strip().strip("*_`")
+    m = _GGUF_TYPE.fullmatch(label)
+    return m is not None
+
+
+def quant_key(text: str) -> str | None:
+    """The llama.cpp type a name or label carries, lower-cased, as a matching key (with 'i1-')."""
+    info = describe(text)
+    return info.display_quant.lower() if info.display_quant else None
 
 
 def is_variant_file(name: str) -> bool:

@@ -13,10 +13,12 @@ import re
 from dataclasses import dataclass
 
 from quantpick.card import values as cv
-from quantpick.card.columns import is_variant_header
+from quantpick.card.columns import wants_table
 from quantpick.card.links import block_links, branch_and_file_variants, repo_variants
-from quantpick.card.markdown import Block, front_matter_list, parse_document, parse_inline
+from quantpick.card.markdown import Block, parse_document, parse_inline
+from quantpick.card.mentions import bare_label, file_mentions, label_mentions, same_quant
 from quantpick.card.names import describe
+from quantpick.card.single import base_models, labels_repo, single_quant, with_prose_parameters
 from quantpick.card.tables import CardContext, table_variants
 from quantpick.records import CacheMode, Format, ModelCard, Variant
 
@@ -72,7 +74,7 @@ def parse_card(text: str, repo: str | None = None) -> ModelCard:
 
 
 def _parse(text: str, repo: str | None) -> ModelCard:
-    doc = parse_document(text, want_table=is_variant_header)
+    doc = parse_document(text, want_table=wants_table)
     facts = _prose_facts(doc.blocks)
     card = CardContext(
         repo=repo,
@@ -80,10 +82,21 @@ def _parse(text: str, repo: str | None) -> ModelCard:
         vram_context=facts.vram_context,
         size_is_vram=facts.size_is_vram,
     )
-    variants = [v for table in doc.tables for v in table_variants(table, card)]
-    if not variants:
-        links = block_links(doc.blocks)
-        variants = branch_and_file_variants(links, repo) or repo_variants(links, repo)
+    tabled = [v for table in doc.tables for v in table_variants(table, card)]
+    single = single_quant(repo)
+    if single is not None:
+        # the card's tables compare this repo with others; its own row is labelled like it
+        variants = [with_prose_parameters(single, doc.blocks)]
+        for v in tabled:
+            if labels_repo(v.name, repo):
+                variants[0] = _merge(variants[0], v)
+    else:
+        variants = _fold_labels(_dedupe(tabled))
+        if not variants:
+            links = block_links(doc.blocks)
+            variants = branch_and_file_variants(links, repo) or repo_variants(links, repo)
+        if not variants:
+            variants = file_mentions(doc.blocks, doc.code) or label_mentions(doc.blocks)
     variants = _dedupe(variants)
     variants = _apply_derived(variants, facts)
     variants = _prose_recommendations(variants, doc.blocks)
@@ -91,7 +104,7 @@ def _parse(text: str, repo: str | None) -> ModelCard:
     warnings = () if variants else ("no variant table or variant links found in the card",)
     return ModelCard(
         repo=repo,
-        base_models=front_matter_list(doc.front_matter, "base_model"),
+        base_models=base_models(doc.front_matter, doc.blocks, repo),
         variants=tuple(variants),
         vram_context_tokens=facts.vram_context or _shared_context(variants),
         vram_cache_mode=facts.cache_mode,
@@ -151,6 +164,20 @@ def _dedupe(variants: list[Variant]) -> list[Variant]:
             out.append(v)
         else:
             out[index[key]] = _merge(out[index[key]], v)
+    return out
+
+
+def _fold_labels(variants: list[Variant]) -> list[Variant]:
+    """A table listing quants by type only ('| Q4_K_M | 78.66GB |') beside a table of files adds
+    to the file of exactly that type; it lists no variant of its own."""
+    named = [v for v in variants if not bare_label(v)]
+    if not named or len(named) == len(variants):
+        return variants
+    out = list(named)
+    for label in (v for v in variants if bare_label(v)):
+        hit = next((i for i, v in enumerate(out) if same_quant(v.name, label.name)), None)
+        if hit is not None:
+            out[hit] = _merge(out[hit], label)
     return out
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from quantpick.card import values as cv
 from quantpick.card.checks import flag_size_order
-from quantpick.card.columns import Col, Column, classify, ident_column
+from quantpick.card.columns import Col, Column, classify, ident_column, refine
 from quantpick.card.links import HubTarget, TargetKind, foreign_repo, hub_target, repo_format
 from quantpick.card.markdown import Inline, Table, parse_inline
 from quantpick.card.names import NameInfo, describe
@@ -86,9 +86,17 @@ class _RowReader:
         self.has_vram_columns = bool(roles & {Col.VRAM, Col.CACHE})
 
     def _file_name(self, text: str, target: HubTarget) -> str:
+        """The Hub's name, not the link text: bartowski's text drops the author prefix the URL
+        and the file carry (`GLM-4-32B-Q8_0.gguf` -> `THUDM_GLM-4-32B-Q8_0.gguf`)."""
         token = _name_token(text)
-        if token.lower() in _GENERIC_LINK_TEXT or not _MODEL_EXT.search(token):
+        if target.kind is TargetKind.FILE and _MODEL_EXT.search(target.basename):
             return target.basename
+        ext = _MODEL_EXT.search(token)
+        if token.lower() in _GENERIC_LINK_TEXT or not ext:
+            return target.basename
+        if target.kind is TargetKind.TREE and target.basename:
+            # a folder of split parts named like the file it joins into
+            return target.basename + ext[0]
         return token
 
     def identify(self, cells: list[Inline]) -> _Identity | None:
@@ -318,7 +326,8 @@ class _RowReader:
 
 def table_variants(table: Table, card: CardContext) -> list[Variant]:
     """Variants of one table; empty when it is not a variant table."""
-    columns = [classify(parse_inline(h).text) for h in table.header]
+    headers = [parse_inline(h).text for h in table.header]
+    columns = refine([classify(h) for h in headers], table.rows, headers)
     ident = ident_column(columns)
     if ident is None:
         return []

@@ -27,7 +27,10 @@ _RECOMMEND = re.compile(r"recommend(?:ed|ation|s)?\b", re.IGNORECASE)
 _NEGATED = re.compile(
     r"(?:\bnot|n't|\bnever|\bno longer|\bno|\bless|\bleast)\W+(?:\w+\W+)?$", re.IGNORECASE
 )
-_COMPARATIVE = re.compile(r"^\W*(?:over|instead|rather|above|against)\b", re.IGNORECASE)
+# "recommended over X" ranks, "recommended if your hardware ..." sets a condition: neither marks
+_COMPARATIVE = re.compile(
+    r"^\W*(?:over|instead|rather|above|against|if|when|unless|only)\b", re.IGNORECASE
+)
 _TRUE = {"yes", "true", "y", "✓", "✔", "✅", "1"}
 _FALSE = {"no", "false", "n", "✗", "✘", "❌", "0"}
 

@@ -283,8 +283,9 @@ def fetch_cmd(
         str,
         typer.Option(
             "--backend",
-            help="auto (quantpick's resumable ranged engine for large files, huggingface_hub "
-            "for small and Xet ones), ranged, hf_transfer or hub.",
+            help="auto (quantpick's resumable ranged engine for large files and Xet ones, over "
+            "the Hub's bridge; huggingface_hub for small ones), ranged, hf_transfer, or hub "
+            "(huggingface_hub; hf_xet for Xet files, no resume within a file).",
         ),
     ] = "auto",
     max_workers: Annotated[

@@ -5,7 +5,7 @@ hf_transfer and huggingface_hub sit behind `download`/`hub`, imported only when 
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,12 +163,10 @@ def fetch(
         rec.reasons if rec else (choice.reasons or (f"{variant.name} named on the command line",))
     )
     estimate = rec.pick.estimate if rec and rec.pick else None
-    # the ranged engine's connect/read timeout and hf_transfer's stall watchdog
-    options = TransferOptions(
-        allow_unverified=opts.allow_unverified, stall_timeout_s=hub.settings.timeout_s
-    )
-    if opts.max_workers is not None:
-        options = dataclasses.replace(options, max_workers=opts.max_workers)
+    # the ranged engine's connect/read timeout and the stall watchdog follow --timeout, unless
+    # QUANTPICK_STALL_TIMEOUT sets the watchdog alone
+    tuning = {"stall_timeout_s": hub.settings.timeout_s, **_transfer_env(opts.max_workers)}
+    options = TransferOptions(allow_unverified=opts.allow_unverified, **tuning)  # type: ignore[arg-type]
     try:
         plan = plan_fetch(
             hub, repo, variant, opts.revision, opts.local_dir, backend, recheck=opts.verify
@@ -266,3 +264,26 @@ def fetch_result(
         files=files,
         reasons=reasons,
     )
+
+
+def _transfer_env(max_workers: int | None) -> dict[str, float]:
+    """QUANTPICK_STALL_TIMEOUT (seconds, `30` or `30s`) and QUANTPICK_RETRIES: for slow links and
+    for tests that need a stall to end in seconds, not minutes."""
+    out: dict[str, float] = {} if max_workers is None else {"max_workers": max_workers}
+    for name, key in (
+        ("QUANTPICK_STALL_TIMEOUT", "stall_timeout_s"),
+        ("QUANTPICK_RETRIES", "retries"),
+    ):
+        raw = os.environ.get(name, "").strip().removesuffix("s")
+        if not raw:
+            continue
+        try:
+            value = float(raw) if key == "stall_timeout_s" else int(raw)
+        except ValueError:
+            raise UsageError(
+                f"{name}={os.environ[name]!r} is not a number", f"e.g. {name}=30"
+            ) from None
+        if value < (0.1 if key == "stall_timeout_s" else 0):
+            raise UsageError(f"{name} must be positive", f"e.g. {name}=30")
+        out[key] = value
+    return out

@@ -32,6 +32,9 @@ from quantpick.errors import (
 from quantpick.hub.client import Hub
 
 HUB_STAGING = "hub"
+# what a kill -9 may cost a resumed fetch at most: the chunks in flight (the README promises it)
+LOST_ON_KILL_BYTES = 64 << 20
+MIN_CHUNK_BYTES = 4 << 20
 # how long a stopping fetch waits for its workers; a huggingface_hub call cannot be interrupted
 STOP_GRACE_S = 5.0
 
@@ -54,8 +57,9 @@ class TransferOptions:
     max_workers: int = field(default_factory=default_workers)
     # a connection that delivers nothing for this long is dropped and its chunk retried
     stall_timeout_s: float = 30.0
-    # resume granularity: at most max_workers chunks are lost when a fetch is killed
-    chunk_bytes: int = 32 << 20
+    # resume granularity: at most max_workers chunks are lost when a fetch is killed; 0 sizes
+    # them so that all chunks in flight together hold at most LOST_ON_KILL_BYTES
+    chunk_bytes: int = 0
     # tries per chunk (or per file for huggingface_hub/hf_transfer) after the first
     retries: int = 5
     backoff_s: float = 0.5
@@ -64,6 +68,11 @@ class TransferOptions:
     hub_workers: int = 4
     # take files the Hub gave no hash for (a partial mirror), recorded as unverified
     allow_unverified: bool = False
+
+    def __post_init__(self) -> None:
+        if self.chunk_bytes <= 0:
+            chunk = max(MIN_CHUNK_BYTES, LOST_ON_KILL_BYTES // max(1, self.max_workers))
+            object.__setattr__(self, "chunk_bytes", chunk)
 
 
 class Cancelled(Exception):

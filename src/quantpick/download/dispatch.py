@@ -1,7 +1,8 @@
 """Moving bytes: which mover takes which file, started together, waited for together.
 
-Large files go to the ranged engine (engines/ranged.py) unless hf_transfer was asked for; small
-files and files the Hub stores with Xet go through huggingface_hub (engines/hub_engine.py). Nothing
+Large files, and every file the Hub stores with Xet, go to the ranged engine (engines/ranged.py;
+a Xet file over the Hub's bridge URL) unless hf_transfer or huggingface_hub was asked for; small
+files go through huggingface_hub (engines/hub_engine.py), which hands Xet files to hf_xet. Nothing
 reaches its final name before its hash is checked; `Context.install` moves it there with os.replace.
 """
 
@@ -26,13 +27,14 @@ __all__ = ["Cancelled", "Context", "TransferOptions", "transfer"]
 
 def transfer(ctx: Context, files: list[PlannedFile], sources: dict[str, Source]) -> None:
     """Fetch `files` (none of them complete) into place; raises Cancelled on a signal."""
-    resolved = _sources(ctx, [f for f in files if f.backend is not Backend.HUB], sources)
+    via_hub = (Backend.HUB, Backend.HF_XET)
+    resolved = _sources(ctx, [f for f in files if f.backend not in via_hub], sources)
     hub_files: deque[PlannedFile] = deque()
     ranged: list[PlannedFile] = []
     hf_files: list[PlannedFile] = []
     for f in files:
-        # Xet storage has no plain-HTTP body to range over: huggingface_hub (hf_xet) fetches it
-        if f.backend is Backend.HUB or resolved[f.path].xet:
+        # a Xet file's resolve answer still points at the bridge, which the ranged engine reads
+        if f.backend in via_hub:
             hub_files.append(f)
         elif f.backend is Backend.HF_TRANSFER and f.state is not FileState.PARTIAL:
             hf_files.append(f)

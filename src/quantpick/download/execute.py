@@ -54,10 +54,10 @@ from quantpick.download.localfs import (
 from quantpick.download.manifest import (
     Manifest,
     ManifestFile,
+    VerifiedLog,
     VerifyReport,
     clear_failed,
     known_good,
-    VerifiedLog,
     remove_verified,
     still_good,
     verify,
@@ -223,6 +223,8 @@ def _fetch_locked(
         # appending part b (and on) to part a needs their size again until they are deleted
         join_extra = sum(p.size_bytes for p in join[1][1:])
     if todo:
+        # _preflight empties what huggingface_hub left of a killed fetch (we hold the lock) before
+        # the disk check, and refuses a link planted there
         sources = _preflight(ctx, todo, join_extra)
         transfer(ctx, todo, sources)
     if join is not None and joined is None:

@@ -1,9 +1,9 @@
 """DIR/quantpick.json: what a fetch put in a directory, and `verify` that re-checks it.
 
 The manifest is written once, after every file is in place and checked. While a fetch runs, files
-that are finished are appended to DIR/.quantpick/verified.json instead (JSON lines: a header with
-the commit, then one record per file), so a fetch killed halfway does not re-hash them when it is run
-again, and recording a file costs one line, not a rewrite of every record before it.
+that are finished are appended to DIR/.quantpick/verified.json instead (JSON lines: a header
+with the commit, then one record per file), so a fetch killed halfway does not re-hash them when
+it is run again, and recording a file costs one line, not a rewrite of every record before it.
 """
 
 from __future__ import annotations

@@ -52,8 +52,10 @@ class Backend(StrEnum):
     # quantpick's own resumable ranged-GET engine (transfer.py)
     RANGED = "ranged"
     HF_TRANSFER = "hf_transfer"
-    # huggingface_hub's hf_hub_download: small files, Xet-backed files, and through proxies
+    # huggingface_hub's hf_hub_download: small files, and everything behind a proxy
     HUB = "hub"
+    # huggingface_hub handing a Xet-backed file to hf_xet (what `hub` means for such a file)
+    HF_XET = "hf_xet"
 
 
 class FileState(StrEnum):
@@ -78,6 +80,8 @@ class PlannedFile(Record):
     sha256: str | None = None
     git_oid: str | None = None
     role: FileRole = FileRole.MODEL
+    # Xet-backed on the Hub: the bridge (ranged) or hf_xet moves it
+    xet: bool = False
     backend: Backend = Backend.HUB
     state: FileState = FileState.MISSING
     # bytes already on disk that will not move again (the whole file when COMPLETE)
@@ -220,9 +224,22 @@ def _projector(tree: tuple[RemoteFile, ...], folders: set[str]) -> RemoteFile | 
     return min(candidates, key=rank)
 
 
-def choose_backend(size_bytes: int, requested: Backend, small_file_bytes: int) -> Backend:
-    """Small files always go through huggingface_hub; large ones through the requested engine."""
-    if requested is Backend.HUB or size_bytes < max(small_file_bytes, 1):
+def choose_backend(
+    size_bytes: int, requested: Backend, small_file_bytes: int, *, xet: bool = False
+) -> Backend:
+    """Small files go through huggingface_hub, large ones through the requested engine.
+
+    A Xet-backed file goes, whatever its size, through the ranged engine over the Hub's bridge URL
+    (resumable, hashed as it arrives, under quantpick's stall watchdog; why, measured: README
+    "Downloads"), unless huggingface_hub/hf_xet or hf_transfer is asked for.
+    """
+    if xet:
+        if requested in (Backend.HUB, Backend.HF_XET):
+            return Backend.HF_XET
+        if requested is Backend.HF_TRANSFER and size_bytes >= max(small_file_bytes, 1):
+            return Backend.HF_TRANSFER
+        return Backend.RANGED
+    if requested in (Backend.HUB, Backend.HF_XET) or size_bytes < max(small_file_bytes, 1):
         return Backend.HUB
     return Backend.RANGED if requested is Backend.AUTO else requested
 
@@ -267,7 +284,8 @@ def plan_fetch(
                 sha256=f.sha256,
                 git_oid=f.git_oid,
                 role=role,
-                backend=choose_backend(f.size_bytes, backend, small_file_bytes),
+                xet=f.xet,
+                backend=choose_backend(f.size_bytes, backend, small_file_bytes, xet=f.xet),
             ),
             known.get(f.path),
         )

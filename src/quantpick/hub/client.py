@@ -35,6 +35,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
 from huggingface_hub.utils._http import hf_request_event_hook
+from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
 from quantpick.errors import (
     AuthError,
@@ -50,6 +51,7 @@ from quantpick.errors import (
 )
 from quantpick.hub.lookup_cache import LookupCache, cache_leaf
 from quantpick.hub.settings import HubSettings, redact
+from quantpick.hub.xet import XetLimits, configure_xet, raised_by_hf_xet, xet_errors
 from quantpick.records import BranchListing, RemoteFile, RepoListing
 
 T = TypeVar("T")
@@ -98,6 +100,8 @@ class Hub:
             raise RepoNotFoundError(f"{repo!r} is not a repository id") from None
         except GatedRepoError:
             raise AuthError(f"{repo} is gated and this token has no access to it") from None
+        except xet_errors() as exc:
+            raise xet_error(exc, repo, path) from None
         except RepositoryNotFoundError:
             if token is None:
                 # without a token the Hub answers alike for a missing and a private repo
@@ -247,6 +251,7 @@ class Hub:
                 size_bytes=e.size,
                 sha256=e.lfs.sha256 if e.lfs is not None else None,
                 git_oid=e.blob_id,
+                xet=bool(e.xet_hash),
             )
             for e in entries
             if isinstance(e, RepoFile)
@@ -360,24 +365,42 @@ class Hub:
         return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
 
     def download_file(
-        self, repo: str, revision: str, path: str, local_dir: Path, *, fresh: bool = False
+        self,
+        repo: str,
+        revision: str,
+        path: str,
+        local_dir: Path,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        xet_limits: XetLimits | None = None,
+        fresh: bool = False,
     ) -> Path:
-        """A small file through huggingface_hub (also the path for Xet-backed files).
+        """One file through huggingface_hub: plain HTTP, or hf_xet where the Hub offers Xet.
 
+        `on_bytes` hears of bytes as they arrive (hf_xet reports nothing otherwise); `xet_limits`
+        bound hf_xet's stalls and retries, from the first hf_xet download of this process on.
         `fresh` skips huggingface_hub's cache, which it would otherwise copy from: after a hash
         mismatch the cached copy is the suspect.
         """
+        if xet_limits is not None:
+            configure_xet(xet_limits)
         with self._mapped(repo, revision, path):
-            out = hf_hub_download(
-                repo,
-                path,
-                revision=revision,
-                endpoint=self.settings.endpoint,
-                token=self._token_arg,
-                local_dir=local_dir,
-                cache_dir=self.settings.cache_dir,
-                force_download=fresh,
-            )
+            try:
+                out = hf_hub_download(
+                    repo,
+                    path,
+                    revision=revision,
+                    endpoint=self.settings.endpoint,
+                    token=self._token_arg,
+                    local_dir=local_dir,
+                    cache_dir=self.settings.cache_dir,
+                    tqdm_class=_byte_counter(on_bytes) if on_bytes is not None else None,
+                    force_download=fresh,
+                )
+            except RuntimeError as exc:
+                if not raised_by_hf_xet(exc):
+                    raise
+                raise xet_error(exc, repo, path) from None
         return Path(out)
 
     def search_models(
@@ -462,6 +485,44 @@ def _use_timeouts(timeout_s: float) -> None:
                 timeout=timeout_s,
             )
         )
+
+
+def xet_error(exc: BaseException, repo: str, path: str | None) -> QuantpickError:
+    """hf_xet's failures (RuntimeError and two OSErrors, text only) as quantpick's exit codes."""
+    what = path or repo
+    if type(exc).__name__ == "XetAuthenticationError":
+        return AuthError(f"the Xet storage refused access to {what} in {repo}")
+    if "No space left on device" in str(exc) or "os error 28" in str(exc):
+        return DiskSpaceError(f"the disk filled up while writing {what}")
+    # hf_xet names the URL that failed: a pre-signed one is a credential until it expires
+    text = re.sub(r"(https?://[^\s?]+)\?\S*", r"\1", str(exc))
+    reason = text.splitlines()[0][:200] if text else type(exc).__name__
+    return NetworkError(
+        f"the Xet storage failed for {what} in {repo}: {reason}",
+        "run the same command again later; --backend ranged fetches through the Hub's bridge",
+    )
+
+
+def _byte_counter(on_bytes: Callable[[int], None]) -> type[hf_tqdm]:
+    """A silent progress bar that hands each byte count on: hf_xet and plain HTTP both use it."""
+
+    class _Counter(hf_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if n:
+                on_bytes(int(n))
+            return None
+
+        def update_transfer(self, n: float | None = 1) -> None:
+            """hf_xet's wire bytes: one bar of file bytes is what is reported."""
+
+        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            """Nothing is shown."""
+
+    return _Counter
 
 
 def _endpoint_missing(exc: HfHubHTTPError) -> bool:

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         default="localhost",
         help="host name in CDN URLs; must reach --host but differ from it (default localhost)",
     )
+    parser.add_argument("--cas-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
         "--token",
         action="append",
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         cdn_port=args.cdn_port,
         cdn_host=args.cdn_host,
+        cas_port=args.cas_port,
         tokens=args.token or (DEFAULT_TOKEN,),
     )
     with hub:
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             hub.faults.add(glob, fault)
         print(hub.endpoint, flush=True)
         print(hub.cdn_endpoint, flush=True)
+        print(hub.cas_endpoint, flush=True)
         print(f"serving {args.root} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         done.wait()
     return 0

@@ -38,12 +38,14 @@ def make_repo(
     lfs_threshold_bytes: int | None = None,
     served_as: Mapping[str, str] | None = None,
     mirror: Iterable[str] = (),
+    xet: bool = True,
 ) -> BuiltRepo:
     """Write `repo_id` under `root`; `readme` goes to every branch that has no README.md of its own.
 
     A `main` branch is always created, as on the Hub. Branch names that are not plain directory
     names (`4.0bpw/h8`, spaces, unicode) get a directory of their own and an entry in .refs.json.
-    `tags` maps a tag name to a branch name.
+    `tags` maps a tag name to a branch name. `xet=False` serves LFS files without Xet (a plain-LFS
+    mirror): no Xet headers, no xetHash, no CAS.
     """
     repo_dir = Path(root, *repo_id.split("/"))
     repo_dir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,8 @@ def make_repo(
         settings["served_as"] = dict(served_as)
     if mirror := sorted(mirror):
         settings["mirror"] = mirror
+    if not xet:
+        settings["xet"] = False
     if settings:
         (repo_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
     return BuiltRepo(repo_id, repo_dir, dirs)

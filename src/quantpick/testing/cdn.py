@@ -27,11 +27,11 @@ class Signer:
         msg = f"{target}\n{expires}".encode()
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
-    def url(self, base: str, target: str, *, ttl_s: float) -> str:
+    def url(self, base: str, target: str, *, ttl_s: float, prefix: str = PREFIX) -> str:
         """`target` is REPO_ID/COMMIT/PATH, signed unquoted so that re-encoding is harmless."""
         expires = int(time.time() + ttl_s)
         sig = self._sign(target, expires)
-        return f"{base}/{PREFIX}/{quote(target)}?expires={expires}&signature={sig}"
+        return f"{base}/{prefix}/{quote(target)}?expires={expires}&signature={sig}"
 
     def check(self, target: str, expires: str, signature: str) -> None:
         if not expires or not signature:

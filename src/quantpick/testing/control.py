@@ -5,8 +5,9 @@ DELETE /_testing/requests   clear it
 GET    /_testing/faults     the fault table, with how often each fired
 POST   /_testing/faults     add one: {"glob": "*/model.safetensors", "status": 503, "times": 2}
 DELETE /_testing/faults     clear them
-GET    /_testing/state      {"root", "tokens", "tree_page_size", "cdn_ttl_s", "errors"}
-POST   /_testing/state      set any of root, tokens, tree_page_size, cdn_ttl_s
+GET    /_testing/state      {"root", "tokens", "tree_page_size", "cdn_ttl_s", "xet_token_ttl_s",
+                             "errors"}
+POST   /_testing/state      set any of root, tokens, tree_page_size, cdn_ttl_s, xet_token_ttl_s
 POST   /_testing/reset      HubState.reset(); body {"root": "/path"} optional
 """
 
@@ -64,6 +65,8 @@ def _handle(hub: HubState, method: str, segments: list[str], body: bytes) -> Rep
                     hub.tree_page_size = int(raw["tree_page_size"])
                 if "cdn_ttl_s" in raw:
                     hub.cdn_ttl_s = float(raw["cdn_ttl_s"])
+                if "xet_token_ttl_s" in raw:
+                    hub.xet_token_ttl_s = float(raw["xet_token_ttl_s"])
             except (TypeError, ValueError) as e:
                 raise HubError(400, None, f"Bad state: {e}") from e
             return json_reply(state(hub))
@@ -80,6 +83,7 @@ def state(hub: HubState) -> dict[str, Any]:
         "tokens": sorted(hub.tokens),
         "tree_page_size": hub.tree_page_size,
         "cdn_ttl_s": hub.cdn_ttl_s,
+        "xet_token_ttl_s": hub.xet_token_ttl_s,
         "errors": list(hub.errors),
     }
 

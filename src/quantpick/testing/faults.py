@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
-Origin = Literal["hub", "cdn"]
+Origin = Literal["hub", "cdn", "cas"]
 Phase = Literal["request", "body"]
 
 
@@ -53,8 +53,8 @@ class Fault:
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             if not numeric or (f.name != "stall_s" and not isinstance(value, int)):
                 raise ValueError(f"fault field {f.name} must be a number, got {value!r}")
-        if self.origin not in (None, "hub", "cdn"):
-            raise ValueError(f"origin must be hub or cdn, got {self.origin!r}")
+        if self.origin not in (None, "hub", "cdn", "cas"):
+            raise ValueError(f"origin must be hub, cdn or cas, got {self.origin!r}")
         if self.rate_bps is not None and self.rate_bps <= 0:
             raise ValueError("rate_bps must be positive")
         if self.times is not None and self.times < 0:

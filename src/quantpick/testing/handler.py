@@ -6,6 +6,7 @@ import socket
 import struct
 import time
 import traceback
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, BinaryIO, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -72,7 +73,7 @@ class HubHandler(BaseHTTPRequestHandler):
                 reply = self._route(segments, query)
             status = reply.status
             faulted = fault is not None
-            if reply.file is not None:
+            if reply.file is not None or reply.stream is not None:
                 status, sent, faulted = self._send_file(reply, fault, path)
             else:
                 sent = self._send(reply)
@@ -101,6 +102,9 @@ class HubHandler(BaseHTTPRequestHandler):
             if self.server.origin == "cdn":
                 authorized = "Authorization" in self.headers
                 return cdn.serve(hub.store, hub.signer, segments, query, authorized=authorized)
+            if self.server.origin == "cas":
+                token = _bearer(self.headers.get("Authorization"))
+                return hub.cas.dispatch(segments, query, token, self.headers.get("Range"))
             token = _bearer(self.headers.get("Authorization"))
             if token is not None and not hub.valid_token(token):
                 raise HubError(401, None, INVALID_TOKEN)
@@ -132,9 +136,8 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def _send_file(self, reply: Reply, fault: Fault | None, path: str) -> tuple[int, int, bool]:
         """Returns (status, body bytes sent, whether a fault shaped the answer)."""
-        entry = reply.file
-        assert entry is not None
-        size = entry.size
+        entry, stream = reply.file, reply.stream
+        size = entry.size if entry is not None else stream.size if stream is not None else 0
         if fault is None:
             fault = self.server.hub.faults.claim(
                 "body", method=self.command, path=path, origin=self.server.origin
@@ -159,11 +162,11 @@ class HubHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return status, 0, fault is not None
-        sent = self._send_body(entry.abs_path.as_posix(), start, length, announced, fault)
+        sent = self._send_body(reply, start, length, announced, fault)
         return status, sent, fault is not None
 
     def _send_body(
-        self, file: str, start: int, length: int, announced: int, fault: Fault | None
+        self, reply: Reply, start: int, length: int, announced: int, fault: Fault | None
     ) -> int:
         count = min(length, announced)
         cut = count < announced
@@ -173,11 +176,15 @@ class HubHandler(BaseHTTPRequestHandler):
                 count, cut = max(0, count - fault.truncate_bytes), True
             if fault.drop_after_bytes is not None and fault.drop_after_bytes < count:
                 count, abort = fault.drop_after_bytes, True
-        with open(file, "rb") as f:
-            if fault is None or (fault.corrupt_at is None and fault.rate_bps is None):
-                sent = self.connection.sendfile(f, start, count) if count else 0
-            else:
-                sent = self._drip(f, start, count, fault)
+        if reply.stream is not None:
+            sent = self._drip(reply.stream.pieces(start, count), start, count, fault)
+        else:
+            assert reply.file is not None
+            with open(reply.file.abs_path, "rb") as f:
+                if fault is None or (fault.corrupt_at is None and fault.rate_bps is None):
+                    sent = self.connection.sendfile(f, start, count) if count else 0
+                else:
+                    sent = self._drip(_read_pieces(f, start, count, fault), start, count, fault)
         if abort:
             # SO_LINGER 0 turns the close into a RST: the client sees a reset, not a clean EOF
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -186,27 +193,50 @@ class HubHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         return sent
 
-    def _drip(self, f: BinaryIO, start: int, count: int, fault: Fault) -> int:
-        """Python-level copy, for faults that touch bytes or pace: corruption, rate cap."""
-        f.seek(start)
-        chunk = _CHUNK if fault.rate_bps is None else max(1, min(_CHUNK, fault.rate_bps // 20))
+    def _drip(self, pieces: Iterator[bytes], start: int, count: int, fault: Fault | None) -> int:
+        """Python-level copy, for generated bodies and for faults that touch bytes or pace."""
         sent, began = 0, time.monotonic()
-        while sent < count:
-            data = bytearray(f.read(min(chunk, count - sent)))
-            if not data:
+        for piece in _paced(pieces, fault):
+            if sent >= count:
                 break
+            data = bytearray(piece[: count - sent])
             if (
-                fault.corrupt_at is not None
+                fault is not None
+                and fault.corrupt_at is not None
                 and start + sent <= fault.corrupt_at < start + sent + len(data)
             ):
                 data[fault.corrupt_at - start - sent] ^= 0xFF
             self.wfile.write(data)
             sent += len(data)
-            if fault.rate_bps is not None:
+            if fault is not None and fault.rate_bps is not None:
                 ahead = began + sent / fault.rate_bps - time.monotonic()
                 if ahead > 0 and self.server.hub.stopping.wait(ahead):
                     break
         return sent
+
+
+def _paced(pieces: Iterator[bytes], fault: Fault | None) -> Iterator[bytes]:
+    """Pieces small enough for a rate cap to pace smoothly (about 20 writes a second)."""
+    if fault is None or fault.rate_bps is None:
+        yield from pieces
+        return
+    step = max(1, min(_CHUNK, fault.rate_bps // 20))
+    for piece in pieces:
+        for at in range(0, len(piece), step):
+            yield piece[at : at + step]
+
+
+def _read_pieces(f: BinaryIO, start: int, count: int, fault: Fault | None) -> Iterator[bytes]:
+    rate = fault.rate_bps if fault is not None else None
+    chunk = _CHUNK if rate is None else max(1, min(_CHUNK, rate // 20))
+    f.seek(start)
+    left = count
+    while left > 0:
+        data = f.read(min(chunk, left))
+        if not data:
+            return
+        left -= len(data)
+        yield data
 
 
 def _bearer(header: str | None) -> str | None:

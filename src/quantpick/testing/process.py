@@ -91,6 +91,7 @@ class HubProcess:
         self._returncode: int | None = None
         self.endpoint = ""
         self.cdn_endpoint = ""
+        self.cas_endpoint = ""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -107,7 +108,7 @@ class HubProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
-            self.endpoint, self.cdn_endpoint = self._read_lines(2)
+            self.endpoint, self.cdn_endpoint, self.cas_endpoint = self._read_lines(3)
         except BaseException:
             self.stop()
             raise
@@ -218,6 +219,14 @@ class HubProcess:
     @cdn_ttl_s.setter
     def cdn_ttl_s(self, ttl: float) -> None:
         self._set("cdn_ttl_s", ttl)
+
+    @property
+    def xet_token_ttl_s(self) -> float:
+        return float(self._state()["xet_token_ttl_s"])
+
+    @xet_token_ttl_s.setter
+    def xet_token_ttl_s(self, ttl: float) -> None:
+        self._set("xet_token_ttl_s", ttl)
 
     @property
     def errors(self) -> list[str]:

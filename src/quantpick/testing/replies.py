@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from quantpick.testing.store import Entry
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A body made on the fly (a xorb): `pieces(start, count)` yields those bytes in order."""
+
+    size: int
+    pieces: Callable[[int, int], Iterator[bytes]]
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,8 @@ class Reply:
     body: bytes = b""
     # set for file contents: the handler streams it, honouring Range and body faults
     file: Entry | None = None
+    # or a generated body, served the same way
+    stream: Stream | None = None
 
 
 class HubError(Exception):

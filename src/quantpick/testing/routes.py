@@ -7,9 +7,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from quantpick.testing import cards
+from quantpick.testing.cas import CasRoutes
 from quantpick.testing.cdn import Signer
 from quantpick.testing.replies import HubError, Reply, iso8601, json_reply
 from quantpick.testing.store import DEFAULT_BRANCH, Entry, Repo, Snapshot, Store
+from quantpick.testing.xet import MASKED_HASH, XetFile
 
 INVALID_TOKEN = "Invalid credentials in Authorization header"
 # The Hub caps a tree page at 1000 entries, 50 with expand=true
@@ -34,12 +36,14 @@ class Request:
 
 
 class HubRoutes:
-    def __init__(self, store: Store, signer: Signer, cdn_endpoint: str) -> None:
+    def __init__(self, store: Store, signer: Signer, cdn_endpoint: str, cas: CasRoutes) -> None:
         self.store = store
         self.signer = signer
         self.cdn_endpoint = cdn_endpoint
+        self.cas = cas
         self.tree_page_size = 1000
         self.cdn_ttl_s = 3600.0
+        self.xet_token_ttl_s = 3600.0
 
     def dispatch(self, req: Request) -> Reply:
         s = req.segments
@@ -56,6 +60,8 @@ class HubRoutes:
                 return self.refs(req, f"{owner}/{name}")
             case ["api", "models", owner, name, "tree", *rest] if rest:
                 return self.tree(req, f"{owner}/{name}", rest)
+            case ["api", "models", owner, name, "xet-read-token", *rev] if rev:
+                return self.xet_token(req, f"{owner}/{name}", "/".join(rev))
             case [owner, name, "resolve", *rest] if len(rest) >= 2:
                 return self.resolve(req, f"{owner}/{name}", rest)
         raise HubError(
@@ -142,6 +148,8 @@ class HubRoutes:
             raise HubError(404, "EntryNotFound", f"{path} does not exist on {rest[0]}")
         recursive, expand = req.flag("recursive"), req.flag("expand")
         entries = _listing(snap, path, recursive=recursive, expand=expand)
+        if repo.settings.xet:
+            self._xet_hashes(req, repo, snap, entries)
         page_size = min(self.tree_page_size, EXPAND_PAGE_SIZE) if expand else self.tree_page_size
         cursor = int(req.param("cursor", "0") or 0)
         headers: dict[str, str] = {}
@@ -150,6 +158,32 @@ class HubRoutes:
             url = f"{req.base_url}/{'/'.join(quote(s, safe='') for s in req.segments)}"
             headers["Link"] = f'<{url}?{urlencode(query)}>; rel="next"'
         return json_reply(entries[cursor : cursor + page_size], headers=headers)
+
+    def _xet_hashes(
+        self, req: Request, repo: Repo, snap: Snapshot, entries: list[dict[str, Any]]
+    ) -> None:
+        masked = bool(repo.settings.gated) and req.token not in repo.settings.tokens
+        for item in entries:
+            entry = snap.file(str(item["path"])) if "lfs" in item else None
+            if entry is not None and entry.size > 0:
+                xet_hash = self.cas.index.remember(XetFile(repo.repo_id, entry))
+                item["xetHash"] = MASKED_HASH if masked else xet_hash
+
+    def xet_token(self, req: Request, repo_id: str, revision: str) -> Reply:
+        """A CAS read token, under the repo's own access rules (private, gated, bad token)."""
+        repo = self._repo(req, repo_id)
+        self._check_gate(req, repo)
+        self._snapshot(repo, revision)
+        if not repo.settings.xet:
+            raise HubError(404, None, "Xet storage is not enabled for this repo")
+        token, expires = self.cas.tokens.issue(repo_id, self.xet_token_ttl_s)
+        headers = {
+            "X-Xet-Cas-Url": self.cas.endpoint,
+            "X-Xet-Access-Token": token,
+            "X-Xet-Token-Expiration": str(expires),
+        }
+        body = {"accessToken": token, "exp": expires, "casUrl": self.cas.endpoint}
+        return json_reply(body, headers=headers)
 
     def resolve(self, req: Request, repo_id: str, rest: list[str]) -> Reply:
         repo = self._repo(req, repo_id)
@@ -177,6 +211,12 @@ class HubRoutes:
             "Location": location,
             "Content-Type": "text/plain; charset=utf-8",
         }
+        if repo.settings.xet and entry.size > 0:
+            xet_hash = self.cas.index.remember(XetFile(repo_id, entry))
+            auth = f"{req.base_url}/api/models/{repo_id}/xet-read-token/{snap.commit}"
+            info = f"{self.cas.endpoint}/v1/reconstructions/{xet_hash}"
+            headers["X-Xet-Hash"] = xet_hash
+            headers["Link"] = f'<{auth}>; rel="xet-auth", <{info}>; rel="xet-reconstruction-info"'
         return Reply(302, headers, f"Found. Redirecting to {location}".encode())
 
     def search(self, req: Request) -> Reply:

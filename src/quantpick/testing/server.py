@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from quantpick.testing.cas import CasRoutes, XetIndex
 from quantpick.testing.cdn import Signer
 from quantpick.testing.faults import FaultTable, Origin
 from quantpick.testing.log import RequestLog
 from quantpick.testing.origin import OriginServer
 from quantpick.testing.routes import HubRoutes
 from quantpick.testing.store import Store
+from quantpick.testing.xet import XetTokens
 
 # Valid on every repo, with access to none of the private or gated ones: "a logged-in stranger".
 DEFAULT_TOKEN = "hf_quantpick_user"
 _DEFAULT_PAGE_SIZE = 1000
 _DEFAULT_CDN_TTL_S = 3600.0
+_DEFAULT_XET_TOKEN_TTL_S = 3600.0
 
 
 class HubServer:
-    """A Hub on `endpoint` whose LFS downloads redirect to pre-signed URLs on `cdn_endpoint`.
+    """A Hub on `endpoint` whose LFS downloads redirect to pre-signed URLs on `cdn_endpoint` (the
+    bridge that serves whole files to non-Xet clients) and whose Xet-backed files are also offered
+    through a CAS on `cas_endpoint`.
 
     The CDN listens on `host` too, but is advertised as `cdn_host` (default `localhost`, which must
     resolve to `host`): hf_transfer strips the Authorization header only when the host name
@@ -40,9 +46,10 @@ class HubServer:
         port: int = 0,
         cdn_port: int = 0,
         cdn_host: str = "localhost",
+        cas_port: int = 0,
         tokens: Iterable[str] = (DEFAULT_TOKEN,),
     ) -> None:
-        self._address = host, port, cdn_port
+        self._address = host, port, cdn_port, cas_port
         self._cdn_host = cdn_host
         self._default_tokens = frozenset(tokens)
         self.tokens = self._default_tokens
@@ -52,7 +59,10 @@ class HubServer:
         self.errors: list[str] = []
         self.signer = Signer()
         self.stopping = threading.Event()
-        self.routes = HubRoutes(Store(Path(root)), self.signer, cdn_endpoint="")
+        self.cas = CasRoutes(
+            XetIndex(), XetTokens(secrets.token_bytes(32)), self.signer, lambda: self.routes.store
+        )
+        self.routes = HubRoutes(Store(Path(root)), self.signer, cdn_endpoint="", cas=self.cas)
         self._servers: list[OriginServer] = []
         self._threads: list[threading.Thread] = []
 
@@ -61,16 +71,18 @@ class HubServer:
     def start(self) -> Self:
         if self._servers:
             raise RuntimeError("HubServer already started")
-        host, port, cdn_port = self._address
+        host, port, cdn_port, cas_port = self._address
         try:
             self._servers = [OriginServer((host, port), self, "hub", host)]
             self._servers.append(OriginServer((host, cdn_port), self, "cdn", self._cdn_host))
+            self._servers.append(OriginServer((host, cas_port), self, "cas", host))
         except OSError:
             for srv in self._servers:
                 srv.server_close()
             self._servers = []
             raise
         self.routes.cdn_endpoint = self.cdn_endpoint
+        self.cas.endpoint = self.cas_endpoint
         for srv in self._servers:
             t = threading.Thread(
                 target=srv.serve_forever,
@@ -112,6 +124,7 @@ class HubServer:
         self.tokens = self._default_tokens
         self.tree_page_size = _DEFAULT_PAGE_SIZE
         self.cdn_ttl_s = _DEFAULT_CDN_TTL_S
+        self.xet_token_ttl_s = _DEFAULT_XET_TOKEN_TTL_S
         if root is not None:
             self.root = root
 
@@ -124,6 +137,10 @@ class HubServer:
     @property
     def cdn_endpoint(self) -> str:
         return self._server("cdn").url
+
+    @property
+    def cas_endpoint(self) -> str:
+        return self._server("cas").url
 
     def _server(self, origin: Origin) -> OriginServer:
         for srv in self._servers:
@@ -158,6 +175,14 @@ class HubServer:
     @cdn_ttl_s.setter
     def cdn_ttl_s(self, ttl: float) -> None:
         self.routes.cdn_ttl_s = ttl
+
+    @property
+    def xet_token_ttl_s(self) -> float:
+        return self.routes.xet_token_ttl_s
+
+    @xet_token_ttl_s.setter
+    def xet_token_ttl_s(self, ttl: float) -> None:
+        self.routes.xet_token_ttl_s = ttl
 
     @property
     def tokens(self) -> frozenset[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from quantpick.testing.cas import CasRoutes
     from quantpick.testing.cdn import Signer
     from quantpick.testing.faults import FaultTable, Origin
     from quantpick.testing.log import RequestLog
@@ -26,6 +27,7 @@ class HubState(Protocol):
     signer: Signer
     stopping: threading.Event
     routes: HubRoutes
+    cas: CasRoutes
 
     @property
     def endpoint(self) -> str: ...
@@ -56,6 +58,12 @@ class HubState(Protocol):
 
     @cdn_ttl_s.setter
     def cdn_ttl_s(self, ttl: float) -> None: ...
+
+    @property
+    def xet_token_ttl_s(self) -> float: ...
+
+    @xet_token_ttl_s.setter
+    def xet_token_ttl_s(self, ttl: float) -> None: ...
 
     def reset(self, root: Path | None = None) -> None: ...
 

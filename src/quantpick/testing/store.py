@@ -69,6 +69,8 @@ class RepoSettings:
     # a partial mirror: "no_tree" (no tree listing: bare 404), "no_blob_ids" (model info without
     # blobId), "opaque_etag" (ETags that are no hash, as nginx makes them from size and mtime)
     mirror: frozenset[str] = frozenset()
+    # LFS files are Xet-backed, as on the real Hub; false is a plain-LFS mirror
+    xet: bool = True
 
     @classmethod
     def load(cls, repo_dir: Path) -> RepoSettings:
@@ -83,6 +85,7 @@ class RepoSettings:
             "lfs_extensions",
             "served_as",
             "mirror",
+            "xet",
         }
         unknown = set(raw) - known
         if unknown:
@@ -102,6 +105,7 @@ class RepoSettings:
             lfs_extensions=frozenset(raw.get("lfs_extensions", DEFAULT_LFS_EXTENSIONS)),
             served_as=tuple(sorted(dict(raw.get("served_as", {})).items())),
             mirror=_mirror(repo_dir, raw.get("mirror", ())),
+            xet=bool(raw.get("xet", True)),
         )
 
     def is_lfs(self, path: str, size: int) -> bool:

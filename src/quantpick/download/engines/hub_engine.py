@@ -1,7 +1,7 @@
-"""huggingface_hub's own downloader, for small and Xet-backed files.
+"""huggingface_hub's own downloader, for small files, and hf_xet for Xet files when asked for.
 
 It downloads into the target dir's state folder; a file reaches its final name only after its hash
-is checked.
+is checked. The call itself runs under progress and a watchdog (watched.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import threading
 from collections import deque
 
 from quantpick.download.context import HUB_STAGING, Context, Run, bad_hash
+from quantpick.download.engines.watched import download_watched
 from quantpick.download.localfs import STATE_DIR, check_hub_path, ensure_dir, hash_file
 from quantpick.download.partial import partial_key
 from quantpick.download.plan import Backend, PlannedFile
@@ -34,21 +35,24 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
             )
         try:
             try:
-                ctx.hub.download_file(
-                    ctx.plan.repo, ctx.plan.commit_sha, p.path, staging, fresh=fresh
-                )
+                _, reported = download_watched(ctx, run, p, staging, fresh=fresh)
             except NetworkError as exc:
+                if p.backend is Backend.HF_XET:
+                    # hf_xet has retried already, within the limits quantpick gave it
+                    raise
                 # hf_hub_download gives up on the first 5xx of a GET: try again like the engine
                 attempt = ctx.backoff(attempt, p.path, exc)
                 continue
             # where local_dir mode puts it; the returned path is not trusted beyond that
             landed = staging / check_hub_path(p.path)
             digest = hash_file(landed, p.size_bytes, git=not p.lfs)
-            ctx.stats.add(p.size_bytes)
-            ctx.progress.advance(p.path, p.size_bytes)
+            rest = max(0, p.size_bytes - reported)
+            ctx.stats.add(rest)
+            ctx.progress.advance(p.path, rest)
             if digest is not None and digest.matches(p.sha256, p.git_oid):
                 if not run.stopping:
-                    ctx.install(p, landed, digest, Backend.HUB)
+                    used = Backend.HF_XET if p.backend is Backend.HF_XET else Backend.HUB
+                    ctx.install(p, landed, digest, used)
                     run.file_finished()
                 return
             if redownloads_left <= 0:
