@@ -5,7 +5,12 @@ Ground truth:
 * every table VRAM figure in ../shared/cards/**/*.expected.json (the cards' own numbers, read by
   hand; figures a card derives from a prose rule - ``vram_gb_derived`` - are not ground truth and
   are skipped, as are "Max RAM" columns, which are system RAM);
-* every row of ../shared/gpu/transformers_fp16_h100.json (nvidia-smi total while generating).
+* every row of ../shared/gpu/transformers_fp16_h100.json (nvidia-smi total while generating);
+* every full-offload row of benchmarks/gpu/llamacpp_h200.json (llama.cpp on an H200, zero-weight
+  GGUFs of real shapes; benchmarks/llamacpp_calibrate.py). ``peak`` rows filled the context (the
+  CUDA pool at its largest), ``init`` rows are after context creation and warm-up (compared without
+  the pool term). Shapes in LLAMACPP_FITTED are the ones the profile's constants were read off;
+  the rest are held out, and reported apart.
 
 Each card figure is predicted without using it: ``card-fit`` leaves it out and fits the same row's
 other contexts; ``formula`` ignores all of the row's figures and works from the model's shape
@@ -30,9 +35,19 @@ from pathlib import Path
 
 from quantpick.card import names
 from quantpick.errors import QuantpickError
-from quantpick.estimate.shape import shape_from_config
+from quantpick.estimate.runtimes import llamacpp
+from quantpick.estimate.shape import FULL_ATTENTION, SLIDING_ATTENTION, shape_from_config
 from quantpick.estimate.vram import default_runtime, estimate_vram
-from quantpick.records import GB, GIB, Format, ModelShape, Source, Variant, VariantKind
+from quantpick.records import (
+    GB,
+    GIB,
+    CacheMode,
+    Format,
+    ModelShape,
+    Source,
+    Variant,
+    VariantKind,
+)
 
 HERE = Path(__file__).resolve().parent
 MIB = 1 << 20
@@ -169,20 +184,72 @@ def gpu_checks(shared: Path) -> Iterator[Check]:
         )
 
 
+LLAMACPP_FITTED = frozenset({"Llama-3-8B", "Qwen2.5-7B", "Qwen3-30B-A3B", "Gemma-2-2B"})
+
+
+def _measured_shape(row: dict[str, object]) -> ModelShape:
+    layers = int(row["layers"])  # type: ignore[call-overload]
+    window = row.get("window")
+    kinds = (
+        tuple(SLIDING_ATTENTION if i % 2 == 0 else FULL_ATTENTION for i in range(layers))
+        if window
+        else ()
+    )
+    return ModelShape.model_validate(
+        {
+            "architecture": row["arch"], "num_layers": layers, "hidden_size": row["hidden"],
+            "num_attention_heads": row["heads"], "num_kv_heads": row["kv_heads"],
+            "head_dim": row["head_dim"], "vocab_size": row["vocab"],
+            "intermediate_size": row["ffn"], "num_experts": row.get("experts", 1),
+            "num_experts_per_token": row.get("experts_used", 1),
+            "sliding_window_tokens": window, "layer_types": kinds,
+            "tie_word_embeddings": row["tied"],
+        }
+    )  # fmt: skip
+
+
+def llamacpp_checks() -> Iterator[Check]:
+    path = HERE / "gpu" / "llamacpp_h200.json"
+    for row in json.loads(path.read_text()):
+        if "error" in row or row["n_gpu_layers"] != 999 or row["n_ubatch"] != 512:
+            continue
+        shape = _measured_shape(row)
+        variant = Variant(
+            name=f"{row['model']}-{row['quant']}.gguf", kind=VariantKind.FILE,
+            format=Format.GGUF, quant_method=row["quant"], size_bytes=row["file_bytes"],
+            size_source=Source.HUB,
+        )  # fmt: skip
+        mode = CacheMode.Q8 if row["type_k"] == "q8_0" else CacheMode.FP16
+        fa = bool(row["flash_attn"])
+        estimate = estimate_vram(variant, shape, row["n_ctx"], mode, flash_attn=fa)
+        predicted = estimate.vram_bytes
+        if row["fill"]:
+            method, truth = "peak", row["peak_bytes"]
+        else:
+            method, truth = "init", row["warm_bytes"]
+            predicted -= llamacpp.pool_bytes(shape, row["n_ctx"], fa)
+        split = "fitted" if row["model"] in LLAMACPP_FITTED else "held-out"
+        runtime = f"llama.cpp fa={'on' if fa else 'off'} {row['type_k']}"
+        yield Check(
+            f"{path.name} ({split})", variant.name, f"{method}/{split}", runtime, row["n_ctx"],
+            truth, predicted, "",
+        )  # fmt: skip
+
+
 def summarize(checks: list[Check]) -> bool:
     ok = True
     groups: dict[tuple[str, str], list[Check]] = {}
     for check in checks:
         groups.setdefault((check.method, check.runtime), []).append(check)
     print(
-        f"{'method':9} {'runtime':13} {'n':>3} {'median|e|':>9} {'worst|e|':>9} "
+        f"{'method':13} {'runtime':22} {'n':>3} {'median|e|':>9} {'worst|e|':>9} "
         f"{'under':>7} {'worst under':>11}"
     )
     for (method, runtime), group in sorted(groups.items()):
         errors = [c.error for c in group if c.error is not None]
         missing = len(group) - len(errors)
         if not errors:
-            print(f"{method:9} {runtime:13} {len(group):3}   (no prediction: {missing})")
+            print(f"{method:13} {runtime:22} {len(group):3}   (no prediction: {missing})")
             continue
         median = statistics.median(abs(e) for e in errors)
         worst = max(errors, key=abs)
@@ -191,7 +258,7 @@ def summarize(checks: list[Check]) -> bool:
         passed = median <= MEDIAN_TARGET and worst_under >= UNDER_TARGET
         ok = ok and passed
         print(
-            f"{method:9} {runtime:13} {len(errors):3} {median:9.1%} {worst:+9.1%} "
+            f"{method:13} {runtime:22} {len(errors):3} {median:9.1%} {worst:+9.1%} "
             f"{len(unders) / len(errors):7.0%} {worst_under:+11.1%}"
             f"{'' if passed else '  MISSES TARGET'}"
             f"{f'  ({missing} unpredictable)' if missing else ''}"
@@ -209,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     card = list(card_checks(args.shared, args.parser))
-    gpu = list(gpu_checks(args.shared))
+    gpu = list(gpu_checks(args.shared)) + list(llamacpp_checks())
     if args.rows:
         for c in card + gpu:
             err = "n/a" if c.error is None else f"{c.error:+.1%}"
@@ -222,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     figures = {(c.source, c.variant, c.context_tokens) for c in card}
     print(f"cards: {len(card)} checks of {len(figures)} figures")
     ok_cards = summarize(card)
-    print(f"\nGPU measurements (nvidia-smi total): {len(gpu)} rows")
+    print(
+        f"\nGPU measurements (device memory in use: transformers H100, llama.cpp H200): "
+        f"{len(gpu)} rows"
+    )
     ok_gpu = summarize(gpu)
     return 0 if (ok_cards and ok_gpu) or not args.check else 1
 

@@ -23,6 +23,7 @@ from quantpick.records import (
     HubStatus,
     ModelShape,
     Role,
+    Runtime,
     Source,
     Variant,
     VariantKind,
@@ -264,3 +265,24 @@ def test_candidates_are_in_quality_order(mixtral: ModelShape) -> None:
     assert names[-1] == "gptq-3bit--1g-actorder_True"
     assert result.pick is not None
     assert result.pick.variant.name == names[0]
+
+
+def test_exl3_defaults_to_exllamav3_and_exllamav2_never_loads_it() -> None:
+    exl3 = Variant(
+        name="4.0bpw", kind=VariantKind.BRANCH, format=Format.EXL3, bits=4.0,
+        size_bytes=5 * GIB, size_source=Source.HUB,
+    )  # fmt: skip
+    llama = shape_from_config(json.loads((CONFIGS / "llama-3-8b.json").read_text()))
+    auto = recommend(
+        [exl3], llama, Budget(gpu_vram_bytes=(24 * GIB,), reserve_bytes=0, context_tokens=4096)
+    )
+    assert auto.pick is not None
+    assert auto.pick.estimate is not None
+    assert auto.pick.estimate.runtime is Runtime.EXLLAMAV3
+    forced = recommend(
+        [exl3], llama,
+        Budget(gpu_vram_bytes=(24 * GIB,), reserve_bytes=0, context_tokens=4096,
+               runtime=Runtime.EXLLAMAV2),
+    )  # fmt: skip
+    assert forced.pick is None
+    assert "exllamav2 cannot load exl3 weights" in forced.candidates[0].reason

@@ -1,6 +1,7 @@
 """Integrity and safety under faults, driven through the real CLI against the loopback Hub
-serving plain LFS (xet=False: the path issue 16's audit broke; issue 16 and issue 15 item 1): what is called verified was hashed against the Hub's own hash,
-nothing is written through a link quantpick did not make, and hostile input ends in one line."""
+serving plain LFS (xet=False: the path issue 16's audit broke), for issue 16 and issue 15 item 1:
+what is called verified was hashed against the Hub's own hash, nothing is written through a link
+quantpick did not make, and hostile input ends in one line."""
 
 from __future__ import annotations
 

@@ -258,7 +258,7 @@ def test_runtime_override_leaves_the_card_for_the_formula(mixtral: ModelShape) -
 
 def test_default_runtimes() -> None:
     assert default_runtime(Format.EXL2) is Runtime.EXLLAMAV2
-    assert default_runtime(Format.EXL3) is Runtime.EXLLAMAV2
+    assert default_runtime(Format.EXL3) is Runtime.EXLLAMAV3
     assert default_runtime(Format.GPTQ) is Runtime.TRANSFORMERS
     assert default_runtime(Format.AWQ) is Runtime.TRANSFORMERS
     assert default_runtime(Format.GGUF) is Runtime.LLAMACPP
@@ -362,8 +362,10 @@ def test_declared_sliding_layers_are_capped_except_by_exllamav2() -> None:
 def test_gemma2_only_sliding_layers_are_capped() -> None:
     gemma = shape("gemma-2-9b")
     per_layer_token = 8 * 256 * 2 * 2
-    expected = (21 * 4096 + 21 * 32768) * per_layer_token
-    assert kv_cache_bytes(gemma, 32768, runtime=Runtime.LLAMACPP) == expected
+    # llama.cpp's sliding layers hold window + n_ubatch cells (6132 MiB measured on the H200,
+    # benchmarks/gpu/llamacpp_h200.json)
+    expected = (21 * (4096 + 512) + 21 * 32768) * per_layer_token
+    assert kv_cache_bytes(gemma, 32768, runtime=Runtime.LLAMACPP) == expected == 6132 << 20
 
 
 # --- gguf types ----------------------------------------------------------------------------------

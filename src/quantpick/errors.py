@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     DISK = 9
     LOCKED = 10
     NO_GPU = 11
+    CANNOT_SIZE = 12
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -44,6 +45,13 @@ class CardError(QuantpickError):
 
 class NothingFitsError(QuantpickError):
     exit_code = ExitCode.NOTHING_FITS
+
+
+class CannotSizeError(QuantpickError):
+    """No variant could be sized at all: something is missing (a config, a size), not VRAM."""
+
+    exit_code = ExitCode.CANNOT_SIZE
+    default_hint = "pass --config with the model's config.json so quantpick can estimate"
 
 
 class NotFoundError(QuantpickError):

@@ -56,6 +56,7 @@ class CacheMode(StrEnum):
 
 
 class Runtime(StrEnum):
+    EXLLAMAV3 = "exllamav3"
     EXLLAMAV2 = "exllamav2"
     TRANSFORMERS = "transformers"
     LLAMACPP = "llama.cpp"
@@ -162,6 +163,19 @@ class Estimate(Record):
     breakdown: Breakdown | None = None
     weights_source: Source | None = None
     warnings: tuple[str, ...] = ()
+    # llama.cpp only: whether the estimate assumes flash attention (None: the runtime has no such
+    # switch)
+    flash_attn: bool | None = None
+    # llama.cpp layer placement (-ngl counts the output layer as one): None when every layer is on
+    # the GPU(s) or the runtime does not offload by layer
+    gpu_layers: int | None = None
+    total_layers: int | None = None
+    host_bytes: int | None = None
+    per_gpu_bytes: tuple[int, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return self.gpu_layers is not None
 
 
 class Budget(Record):
@@ -171,6 +185,10 @@ class Budget(Record):
     cache_mode: CacheMode = CacheMode.FP16
     runtime: Runtime | None = None
     source: Literal["user", "nvml", "nvidia-smi", "env"] = "user"
+    # None: what the runtime does by default (llama.cpp on CUDA: on)
+    flash_attn: bool | None = None
+    # system memory for the layers a partial offload leaves on the CPU; None: not offered
+    ram_bytes: int | None = None
 
     @property
     def usable_bytes(self) -> int:
@@ -184,6 +202,10 @@ class Candidate(Record):
     margin_bytes: int | None
     max_context_tokens: int | None
     reason: str = ""
+    # llama.cpp partial offload: not every layer fits the GPU(s); never a full fit. ram_fits: the
+    # layers left on the CPU fit --ram (None when no --ram was given)
+    partial: bool = False
+    ram_fits: bool | None = None
 
 
 class Recommendation(Record):

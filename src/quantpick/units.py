@@ -44,6 +44,8 @@ _RUNTIME_ALIASES: Final = {
     "exllamav2": Runtime.EXLLAMAV2,
     "exllama": Runtime.EXLLAMAV2,
     "exl2": Runtime.EXLLAMAV2,
+    "exllamav3": Runtime.EXLLAMAV3,
+    "exl3": Runtime.EXLLAMAV3,
     "tabbyapi": Runtime.EXLLAMAV2,
     "transformers": Runtime.TRANSFORMERS,
     "hf": Runtime.TRANSFORMERS,
@@ -107,6 +109,16 @@ def parse_cache_mode(text: str) -> CacheMode:
             f"invalid cache mode {text!r}; accepted forms: {', '.join(sorted(_CACHE_ALIASES))}"
         )
     return mode
+
+
+def parse_flash_attn(text: str) -> bool:
+    """llama.cpp's -fa: on or off (auto is what it does on CUDA: on)."""
+    value = text.strip().lower()
+    if value in ("on", "1", "true", "yes", "auto"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise UsageError(f"invalid --flash-attn {text!r}; accepted forms: on, off, auto (= on)")
 
 
 def parse_runtime(text: str) -> Runtime:

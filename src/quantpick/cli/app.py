@@ -36,6 +36,7 @@ Exit codes:
   9    not enough disk space
   10   target directory locked by another quantpick
   11   --vram auto found no GPU
+  12   cannot size any variant (a config.json or a size is missing)
   130  interrupted (Ctrl-C); run again to resume
   143  terminated (SIGTERM); run again to resume
 """
@@ -122,8 +123,24 @@ RuntimeOpt = Annotated[
     str | None,
     typer.Option(
         "--runtime",
-        help="exllamav2, transformers, llama.cpp or vllm. Default: by format "
-        "(exl2/exl3: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
+        help="exllamav3, exllamav2, transformers, llama.cpp or vllm. Default: by format "
+        "(exl3: exllamav3, exl2: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
+        show_default=False,
+    ),
+]
+FlashAttnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--flash-attn",
+        help="llama.cpp flash attention: on or off. Default: on (llama.cpp's -fa auto on CUDA).",
+        show_default=False,
+    ),
+]
+RamOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ram",
+        help="System memory for a GGUF partial offload (GiB): layers that miss the GPU run there.",
         show_default=False,
     ),
 ]
@@ -181,6 +198,8 @@ def list_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
     token: TokenOpt = None,
@@ -198,8 +217,9 @@ def list_cmd(
     out = output.Out(quiet=quiet, verbose=verbose)
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs.given(
-        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
-    )
+        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
+        flash_attn=flash_attn, ram=ram,
+    )  # fmt: skip
     result = listing.list_variants(repo, card, revision, config, hub, budget, out)
     if json:
         out.json(result)
@@ -218,6 +238,8 @@ def pick_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
     token: TokenOpt = None,
@@ -234,7 +256,7 @@ def pick_cmd(
 
     out = output.Out(quiet=quiet, verbose=verbose)
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
-    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
     out.json(result) if json else render.render_pick(out, result)
     pick.exit_if_nothing_fits(result, out)
@@ -262,6 +284,8 @@ def fetch_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     config: ConfigOpt = None,
     local_dir: Annotated[
         str | None,
@@ -326,8 +350,9 @@ def fetch_cmd(
     out = output.Out(quiet=quiet, verbose=verbose)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs.given(
-        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE
-    )
+        vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
+        flash_attn=flash_attn, ram=ram,
+    )  # fmt: skip
     choice = fetch.Choice(branch=branch, file=file, search=search)
     opts = fetch.FetchArgs(
         args.local_dir_arg(local_dir),
@@ -351,6 +376,8 @@ def search_cmd(
     cache: CacheOpt = "fp16",
     runtime: RuntimeOpt = None,
     reserve: ReserveOpt = DEFAULT_RESERVE,
+    flash_attn: FlashAttnOpt = None,
+    ram: RamOpt = None,
     formats: Annotated[
         str | None,
         typer.Option(
@@ -372,7 +399,7 @@ def search_cmd(
 
     out = output.Out(quiet=quiet, verbose=verbose)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
-    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve)
+    budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = search.search(base_model, budget, formats, limit, hub)
     out.json(result) if json else render.render_search(out, result)
 

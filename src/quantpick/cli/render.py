@@ -13,6 +13,7 @@ from rich.text import Text
 
 from quantpick.cli.output import Out
 from quantpick.commands.results import (
+    EstimateOut,
     FetchResult,
     ListedVariant,
     ListResult,
@@ -146,11 +147,20 @@ def list_table(result: ListResult) -> Table:
     return table
 
 
+def _fits_cell(e: EstimateOut) -> Text:
+    if e.fits:
+        return Text("yes", style="green")
+    if e.partial:
+        # LM Studio's words for a llama.cpp offload that leaves layers on the CPU
+        return Text(f"partial -ngl {e.gpu_layers}", style="yellow")
+    return Text("no", style="red")
+
+
 def _estimate_cells(v: ListedVariant) -> list[str | Text]:
     e = v.estimate
     if e is None or e.vram_bytes is None:
         return ["-", Text("n/a", style="dim"), "-"]
-    fits = Text("yes", style="green") if e.fits else Text("no", style="red")
+    fits = _fits_cell(e)
     max_ctx = ctx(e.max_context_tokens) if e.max_context_tokens else "-"
     return [f"{gib(e.vram_bytes)} ({e.provenance})", fits, max_ctx]
 
@@ -196,6 +206,7 @@ def _legend(result: ListResult) -> Text:
         b = result.budget
         parts.append(
             f"estimates at {ctx(b.context_tokens)} context, {b.cache_mode.value} cache, "
+            f"llama.cpp flash attention {'off' if b.flash_attn is False else 'on'}, "
             f"budget {gib(b.usable_bytes)} usable ({gib(sum(b.gpu_vram_bytes))} - reserve); "
             "provenance: card = the card's own figure, card-fit = fitted from its other "
             "contexts, formula = weights + KV cache + runtime."
@@ -275,7 +286,7 @@ def render_search(out: Out, result: SearchResult) -> None:
             v.format.value,
             e.runtime.value if e.runtime else "-",
             f"{gib(e.vram_bytes)} ({e.provenance})",
-            Text("yes", style="green") if e.fits else Text("no", style="red"),
+            _fits_cell(e),
             margin,
         )
     out.stdout.print(Text(f"quants of {result.base_model}", style="bold"))

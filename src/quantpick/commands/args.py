@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from quantpick.errors import NetworkError, UsageError
-from quantpick.records import Budget
+from quantpick.records import Budget, CacheMode
 
 if TYPE_CHECKING:
     from quantpick.hub.client import Hub
@@ -122,6 +122,8 @@ class BudgetArgs:
     cache: str
     runtime: str | None
     reserve: str
+    flash_attn: str | None = None
+    ram: str | None = None
 
     def budget(self) -> Budget:
         from quantpick import units
@@ -141,7 +143,15 @@ class BudgetArgs:
             cache_mode=units.parse_cache_mode(self.cache),
             runtime=units.parse_runtime(self.runtime) if self.runtime else None,
             source=source,
+            flash_attn=units.parse_flash_attn(self.flash_attn) if self.flash_attn else None,
+            ram_bytes=units.parse_amount_bytes(self.ram, what="--ram") if self.ram else None,
         )
+        if budget.flash_attn is False and budget.cache_mode is not CacheMode.FP16:
+            raise UsageError(
+                f"llama.cpp refuses a quantized V cache (--cache {self.cache}) without flash"
+                " attention",
+                "use --flash-attn on (llama.cpp's default on CUDA), or --cache fp16",
+            )
         if budget.usable_bytes <= 0:
             raise UsageError(
                 f"--reserve {self.reserve} leaves no VRAM to use",
@@ -164,10 +174,12 @@ class BudgetArgs:
         reserve: str,
         *,
         default_reserve: str,
+        flash_attn: str | None = None,
+        ram: str | None = None,
     ) -> BudgetArgs | None:
         """The budget flags, or None when there is no --vram (then the others must be absent)."""
         if vram:
-            return cls(vram, ctx, cache, runtime, reserve)
+            return cls(vram, ctx, cache, runtime, reserve, flash_attn, ram)
         stray = [
             flag
             for flag, used in (
@@ -175,6 +187,8 @@ class BudgetArgs:
                 ("--cache", cache.lower() != "fp16"),
                 ("--runtime", runtime is not None),
                 ("--reserve", reserve != default_reserve),
+                ("--flash-attn", flash_attn is not None),
+                ("--ram", ram is not None),
             )
             if used
         ]

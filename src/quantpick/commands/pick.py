@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from quantpick.commands.args import BudgetArgs, HubArgs
 from quantpick.commands.listing import load, recommend_for
 from quantpick.commands.results import PickResult, listed
-from quantpick.errors import NothingFitsError, UsageError
+from quantpick.errors import CannotSizeError, NothingFitsError, UsageError
 
 if TYPE_CHECKING:
     from quantpick.commands.report import Reporter
@@ -66,19 +66,27 @@ def exit_if_nothing_fits(result: PickResult, out: Reporter | None) -> None:
                 if c.estimate is not None and c.estimate.reason
             }
         )
-        hint = (
-            "drop --runtime, or choose one that loads this repo's format"
-            if any("cannot load" in c for c in causes)
-            else "pass --config with the model's config.json so quantpick can estimate"
+        message = "no variant can be sized: " + ("; ".join(causes) or "no VRAM figure or estimate")
+        if causes and all("cannot load" in c for c in causes):
+            # a forced runtime ruled every variant out: that is a fit question, not a missing input
+            raise NothingFitsError(
+                message, "drop --runtime, or choose one that loads this repo's format"
+            )
+        missing = (
+            "the model's config.json (--config FILE): the card gives no figure at this context"
+            if any("config" in c for c in causes)
+            else "a size or bits per weight for each variant (look at the branches on the Hub)"
         )
-        raise NothingFitsError(
-            "no variant can be sized: " + ("; ".join(causes) or "no VRAM figure or estimate"),
-            hint,
-        )
+        raise CannotSizeError(message, f"quantpick cannot size without {missing}")
     need, name = min(sized)
     usable = result.budget.usable_bytes
     raise NothingFitsError(
         f"nothing fits: the smallest, {name}, needs {format_gib(need)}, "
         f"{format_gib(need - usable)} more than the {format_gib(usable)} usable",
-        "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram",
+        "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram"
+        + (
+            "; --ram GiB lets a GGUF run partly on the CPU (Partial GPU)"
+            if any(c.estimate is not None and c.estimate.partial for c in result.candidates)
+            else ""
+        ),
     )

@@ -40,6 +40,14 @@ class EstimateOut(Record):
     warnings: tuple[str, ...] = ()
     # why there is no estimate, or why the variant is never picked
     reason: str = ""
+    # llama.cpp: the flash-attention mode assumed; a partial offload's -ngl of total_layers + 1
+    # (the output layer counts), what stays in system memory, and each GPU's share
+    flash_attn: bool | None = None
+    partial: bool = False
+    gpu_layers: int | None = None
+    total_layers: int | None = None
+    host_bytes: int | None = None
+    per_gpu_bytes: tuple[int, ...] = ()
 
 
 class ListedVariant(Variant):
@@ -158,5 +166,11 @@ def listed(
             cache_mode=budget.cache_mode,
             warnings=e.warnings if e else (),
             reason="" if e else cand.reason,
+            flash_attn=e.flash_attn if e else None,
+            partial=cand.partial,
+            gpu_layers=e.gpu_layers if e else None,
+            total_layers=e.total_layers if e else None,
+            host_bytes=e.host_bytes if e else None,
+            per_gpu_bytes=e.per_gpu_bytes if e else (),
         )
     return ListedVariant(**v.model_dump(), estimate=est, picked=picked)

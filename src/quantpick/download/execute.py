@@ -223,8 +223,6 @@ def _fetch_locked(
         # appending part b (and on) to part a needs their size again until they are deleted
         join_extra = sum(p.size_bytes for p in join[1][1:])
     if todo:
-        # _preflight empties what huggingface_hub left of a killed fetch (we hold the lock) before
-        # the disk check, and refuses a link planted there
         sources = _preflight(ctx, todo, join_extra)
         transfer(ctx, todo, sources)
     if join is not None and joined is None:
@@ -377,7 +375,8 @@ def _allocated(local_dir: Path, f: PlannedFile) -> int:
 
 
 def _fresh_staging(local_dir: Path) -> None:
-    """huggingface_hub follows whatever it finds in its local_dir: each run starts with none.
+    """huggingface_hub follows whatever it finds in its local_dir: each run starts with none, and
+    what a killed fetch left there is gone before the disk check counts free space.
 
     A link there was planted (quantpick never makes one), so the fetch stops before any byte.
     """

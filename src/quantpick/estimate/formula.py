@@ -1,6 +1,7 @@
-"""The VRAM formula's parts from the shape: KV cache, runtime buffers, CUDA context, weights. Pure.
+"""The VRAM formula's parts from the shape, dispatched to the runtime profiles in runtimes/; the
+weights (GGUF type sizes, bits x parameters) here. Pure.
 
-Every constant names its source (a runtime's code or defaults, or a measurement in ../shared/gpu).
+Every constant names its source (a runtime's code or defaults, or a measurement in benchmarks/gpu).
 VRAM figures are binary (GiB); card file sizes are SI bytes already converted by the parser.
 """
 
@@ -10,15 +11,23 @@ from collections.abc import Mapping
 from typing import Final
 
 from quantpick.card import names
+from quantpick.estimate.runtimes import exllamav2, exllamav3, llamacpp, transformers, vllm
+from quantpick.estimate.runtimes.common import (
+    FP16_BYTES,
+    FP32_BYTES,
+    KV_BYTES_PER_ELEMENT,
+    MIB,
+    TORCH_CUDA_CONTEXT_BYTES,
+    kv_bytes_per_token_per_layer,
+    windowed_tokens,
+)
 from quantpick.estimate.shape import (
-    SLIDING_ATTENTION,
     embedding_parameters,
     head_parameters,
     layer_linear_parameters,
     parameter_count,
 )
 from quantpick.records import (
-    GIB,
     CacheMode,
     Format,
     ModelShape,
@@ -27,74 +36,23 @@ from quantpick.records import (
     Variant,
 )
 
-MIB: Final = 1 << 20
-FP16_BYTES: Final = 2
-FP32_BYTES: Final = 4
+__all__ = ["FP16_BYTES", "FP32_BYTES", "KV_BYTES_PER_ELEMENT", "MIB", "TORCH_CUDA_CONTEXT_BYTES"]
 
-# --- KV cache: bytes per cached element, (K, V) ---------------------------------------------------
-# fp16/fp8 by definition; q8/q4 are llama.cpp's q8_0/q4_0 blocks (32 values + one fp16 scale: 34/32
-# and 18/32 bytes), which exllamav2's Q8/Q4 caches match; exllamav2's Q6 cache keeps K at 8 bits, V
-# at 4.
-_Q8_BYTES: Final = 34 / 32
-_Q4_BYTES: Final = 18 / 32
-KV_BYTES_PER_ELEMENT: Final[Mapping[CacheMode, tuple[float, float]]] = {
-    CacheMode.FP16: (2.0, 2.0),
-    CacheMode.FP8: (1.0, 1.0),
-    CacheMode.Q8: (_Q8_BYTES, _Q8_BYTES),
-    CacheMode.Q6: (_Q8_BYTES, _Q4_BYTES),
-    CacheMode.Q4: (_Q4_BYTES, _Q4_BYTES),
-}
-
-# --- CUDA context ---------------------------------------------------------------------------------
-# nvidia-smi "used" minus torch's peak reserved: 0.679-0.687 GiB on every row of
-# ../shared/gpu/transformers_fp16_h100.json (H100, torch 2.11); every torch-based runtime pays it.
-TORCH_CUDA_CONTEXT_BYTES: Final = round(0.69 * GIB)
-# llama.cpp loads no torch: the bare CUDA context plus cuBLAS handles. Not measured here; 0.5 GiB is
-# an upper figure for recent drivers with lazy module loading (llama.cpp issue reports: 0.3-0.5
-# GiB).
-LLAMACPP_CUDA_CONTEXT_BYTES: Final = GIB // 2
-
-# --- exllamav2 (source: exllamav2 config.py / mlp.py / attn.py scratch sizes) ---------------------
-# ExLlamaV2Config.max_input_len: prefill runs in chunks of this many tokens
-EXLLAMAV2_CHUNK_TOKENS: Final = 2048
-# exl2 converter's default head (lm_head) precision when the name does not say (convert.py -hb 6)
-EXL2_DEFAULT_HEAD_BITS: Final = 6.0
-# an exl2 "bpw" is the optimizer's target, met per layer from discrete options; where only the bits
-# are known (no Hub file sizes), size them this much above nominal. Evidence: bartowski's VRAM
-# tables for Mixtral-8x7B (Cerebrum) and Mistral-22B grow 5.7% and 7% faster per bit than nominal
-# bits x parameters, his 2x7B and suparious' 7B tables not at all; 3% splits the difference on the
-# safe side.
-EXL2_BITS_MARGIN: Final = 0.03
-
-# --- transformers (measured: ../shared/gpu/transformers_fp16_h100.json, batch 1, SDPA) ------------
-# peak_alloc - weights - KV per prompt token, per unit of intermediate_size: 8.32-9.02 over 12 rows
-TRANSFORMERS_PREFILL_BYTES_PER_TOKEN_PER_FFN: Final = 9.0
-# peak_reserved - peak_alloc (allocator fragmentation) fitted over the same 12 rows as
-# 0.31 x KV bytes + 1.38 bytes x intermediate_size per token (residuals < 0.12 GiB)
-TRANSFORMERS_ALLOCATOR_GAP_KV_FRACTION: Final = 0.31
-TRANSFORMERS_ALLOCATOR_GAP_BYTES_PER_TOKEN_PER_FFN: Final = 1.38
-
-# --- llama.cpp (source: llama.cpp graph reservation for one ubatch, flash attention on by default)
-# llama_context_params.n_ubatch default
-LLAMACPP_UBATCH_TOKENS: Final = 512
-# worst-case compute graph per ubatch token: fp32 logits over the vocab, gate/up/act FFN rows, and a
-# handful of hidden-size rows (norms, residual, Q/K/V/O) - counted as 3 x ffn + 16 x hidden fp32
-# values
-LLAMACPP_FFN_ROWS: Final = 3
-LLAMACPP_HIDDEN_ROWS: Final = 16
-# the fp16 KQ mask: context x ubatch, the one compute tensor that grows with context under flash
-# attention
-LLAMACPP_MASK_BYTES: Final = FP16_BYTES
-
-# --- vLLM (source: vLLM EngineArgs defaults) ------------------------------------------------------
-# the share of the GPU vLLM takes; everything it needs must fit inside it
-VLLM_GPU_MEMORY_UTILIZATION: Final = 0.9
-# the profiling run pushes max_num_batched_tokens through the model (V1 default for offline use)
-VLLM_PROFILE_TOKENS: Final = 8192
-# sampler logits for max_num_seqs sequences
-VLLM_MAX_NUM_SEQS: Final = 256
-# CUDA graphs captured for decode batch sizes (vLLM logs 0.3-1 GiB on 7B-70B models)
-VLLM_CUDA_GRAPH_BYTES: Final = GIB // 2
+# the names tests and benchmarks have always read here; each runtime module holds the source
+EXLLAMAV2_CHUNK_TOKENS: Final = exllamav2.CHUNK_TOKENS
+EXL2_DEFAULT_HEAD_BITS: Final = exllamav2.EXL2_DEFAULT_HEAD_BITS
+EXL2_BITS_MARGIN: Final = exllamav2.EXL2_BITS_MARGIN
+LLAMACPP_UBATCH_TOKENS: Final = llamacpp.N_UBATCH
+LLAMACPP_CUDA_CONTEXT_BYTES: Final = llamacpp.CUDA_CONTEXT_BYTES + llamacpp.RUNTIME_FIXED_BYTES
+TRANSFORMERS_PREFILL_BYTES_PER_TOKEN_PER_FFN: Final = transformers.PREFILL_BYTES_PER_TOKEN_PER_FFN
+TRANSFORMERS_ALLOCATOR_GAP_KV_FRACTION: Final = transformers.ALLOCATOR_GAP_KV_FRACTION
+TRANSFORMERS_ALLOCATOR_GAP_BYTES_PER_TOKEN_PER_FFN: Final = (
+    transformers.ALLOCATOR_GAP_BYTES_PER_TOKEN_PER_FFN
+)
+VLLM_GPU_MEMORY_UTILIZATION: Final = vllm.GPU_MEMORY_UTILIZATION
+VLLM_PROFILE_TOKENS: Final = vllm.PROFILE_TOKENS
+VLLM_MAX_NUM_SEQS: Final = vllm.MAX_NUM_SEQS
+VLLM_CUDA_GRAPH_BYTES: Final = vllm.CUDA_GRAPH_BYTES
 
 # GGUF/GGML effective bits per weight of each llama.cpp type mix, embeddings and output included:
 # file bytes x 8 / parameters of llama.cpp quantize's reference models; i-quants as quantize lists
@@ -161,21 +119,7 @@ def gguf_bits_per_weight(quant_method: str | None) -> float | None:
 
 # --- KV cache -------------------------------------------------------------------------------------
 
-
-def _caps_sliding_window(runtime: Runtime) -> bool:
-    # exllamav2 allocates every layer's cache at max_seq_len whatever the attention window
-    return runtime is not Runtime.EXLLAMAV2
-
-
-def _cached_tokens_per_layer(shape: ModelShape, context_tokens: int, runtime: Runtime) -> list[int]:
-    window = shape.sliding_window_tokens
-    if window is None or not _caps_sliding_window(runtime):
-        return [context_tokens] * shape.num_layers
-    kinds = shape.layer_types or (SLIDING_ATTENTION,) * shape.num_layers
-    return [
-        min(context_tokens, window) if kind == SLIDING_ATTENTION else context_tokens
-        for kind in kinds
-    ]
+_EXL = {Runtime.EXLLAMAV2: exllamav2, Runtime.EXLLAMAV3: exllamav3}
 
 
 def kv_cache_bytes(
@@ -184,79 +128,46 @@ def kv_cache_bytes(
     cache_mode: CacheMode = CacheMode.FP16,
     runtime: Runtime = Runtime.TRANSFORMERS,
 ) -> int:
-    """K and V for every layer: tokens x kv_heads x head_dim x bytes per element, windows capped."""
-    k_bytes, v_bytes = KV_BYTES_PER_ELEMENT[cache_mode]
-    per_token_per_layer = shape.num_kv_heads * shape.head_dim * (k_bytes + v_bytes)
-    cached = sum(_cached_tokens_per_layer(shape, context_tokens, runtime))
-    total = cached * per_token_per_layer
-    if runtime is Runtime.EXLLAMAV2 and cache_mode is not CacheMode.FP16:
-        # quantized caches dequantize one layer at a time into an fp16 buffer of full length
-        total += context_tokens * shape.num_kv_heads * shape.head_dim * 2 * FP16_BYTES
+    """K and V for every layer: tokens x kv_heads x head_dim x bytes per element, windows capped
+    as the runtime caps them."""
+    if runtime is Runtime.LLAMACPP:
+        return llamacpp.kv_cache_bytes(shape, context_tokens, cache_mode)
+    per_token_per_layer = kv_bytes_per_token_per_layer(shape, cache_mode)
+    # exllamav2/v3 allocate every layer's cache at max_seq_len whatever the attention window
+    window = None if runtime in _EXL else shape.sliding_window_tokens
+    total = sum(windowed_tokens(shape, context_tokens, window)) * per_token_per_layer
+    if runtime in _EXL:
+        total += _EXL[runtime].quantized_cache_extra_bytes(shape, context_tokens, cache_mode)
     return round(total)
 
 
 # --- runtime buffers ------------------------------------------------------------------------------
 
 
-def _exllamav2_buffers(shape: ModelShape, context_tokens: int) -> int:
-    chunk = min(context_tokens, EXLLAMAV2_CHUNK_TOKENS)
-    logits = shape.vocab_size * chunk * FP32_BYTES
-    # one scratch area shared by all modules, sized for the largest: the MLP's
-    # temp_state/temp_a/temp_b plus the fp16 dequantization buffer for its largest matrix
-    mlp = chunk * (2 * shape.hidden_size + 2 * shape.intermediate_size) * FP16_BYTES
-    dequant = shape.hidden_size * shape.intermediate_size * FP16_BYTES
-    attention = (
-        chunk * (shape.num_attention_heads + 2 * shape.num_kv_heads) * shape.head_dim * FP16_BYTES
-    )
-    return logits + max(mlp, attention) + dequant
-
-
-def _transformers_buffers(shape: ModelShape, context_tokens: int, kv_bytes: int) -> int:
-    # one un-chunked prefill of the whole context, then the allocator's fragmentation on top
-    prefill = (
-        TRANSFORMERS_PREFILL_BYTES_PER_TOKEN_PER_FFN * shape.intermediate_size * context_tokens
-    )
-    gap = (
-        TRANSFORMERS_ALLOCATOR_GAP_KV_FRACTION * kv_bytes
-        + TRANSFORMERS_ALLOCATOR_GAP_BYTES_PER_TOKEN_PER_FFN
-        * shape.intermediate_size
-        * context_tokens
-    )
-    return round(prefill + gap)
-
-
-def _llamacpp_buffers(shape: ModelShape, context_tokens: int) -> int:
-    ubatch = min(context_tokens, LLAMACPP_UBATCH_TOKENS)
-    per_token = (
-        shape.vocab_size
-        + LLAMACPP_FFN_ROWS * shape.intermediate_size
-        + LLAMACPP_HIDDEN_ROWS * shape.hidden_size
-    ) * FP32_BYTES
-    mask = context_tokens * ubatch * LLAMACPP_MASK_BYTES
-    return ubatch * per_token + mask
-
-
-def _vllm_buffers(shape: ModelShape, context_tokens: int) -> int:
-    tokens = min(context_tokens, VLLM_PROFILE_TOKENS)
-    activations = TRANSFORMERS_PREFILL_BYTES_PER_TOKEN_PER_FFN * shape.intermediate_size * tokens
-    sampler = VLLM_MAX_NUM_SEQS * shape.vocab_size * FP32_BYTES
-    return round(activations) + sampler + VLLM_CUDA_GRAPH_BYTES
-
-
 def runtime_buffers_bytes(
-    shape: ModelShape, context_tokens: int, runtime: Runtime, kv_bytes: int = 0
+    shape: ModelShape,
+    context_tokens: int,
+    runtime: Runtime,
+    kv_bytes: int = 0,
+    *,
+    cache_mode: CacheMode = CacheMode.FP16,
+    flash_attn: bool | None = None,
 ) -> int:
     """Activations, logits, scratch and allocator slack beyond weights and KV cache."""
-    if runtime is Runtime.EXLLAMAV2:
-        return _exllamav2_buffers(shape, context_tokens)
+    if runtime in _EXL:
+        return int(_EXL[runtime].buffers_bytes(shape, context_tokens))
     if runtime is Runtime.LLAMACPP:
-        return _llamacpp_buffers(shape, context_tokens)
+        fa = llamacpp.DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
+        return llamacpp.compute_buffer_bytes(
+            shape, context_tokens, cache_mode, fa
+        ) + llamacpp.pool_bytes(shape, context_tokens, fa)
     if runtime is Runtime.VLLM:
-        return _vllm_buffers(shape, context_tokens)
-    return _transformers_buffers(shape, context_tokens, kv_bytes)
+        return vllm.buffers_bytes(shape, context_tokens)
+    return transformers.buffers_bytes(shape, context_tokens, kv_bytes)
 
 
 def cuda_context_bytes(runtime: Runtime) -> int:
+    """What each GPU pays before any buffer: the CUDA context (+ cuBLAS for llama.cpp)."""
     return LLAMACPP_CUDA_CONTEXT_BYTES if runtime is Runtime.LLAMACPP else TORCH_CUDA_CONTEXT_BYTES
 
 
@@ -264,14 +175,11 @@ def context_dependent_bytes(
     shape: ModelShape, context_tokens: int, cache_mode: CacheMode, runtime: Runtime
 ) -> int:
     kv = kv_cache_bytes(shape, context_tokens, cache_mode, runtime)
-    return kv + runtime_buffers_bytes(shape, context_tokens, runtime, kv)
+    return kv + runtime_buffers_bytes(shape, context_tokens, runtime, kv, cache_mode=cache_mode)
 
 
 def gross_up(runtime: Runtime, needed: int) -> int:
-    # vLLM only uses gpu_memory_utilization of the card: the GPU must be that much larger
-    if runtime is Runtime.VLLM:
-        return round(needed / VLLM_GPU_MEMORY_UTILIZATION)
-    return needed
+    return vllm.gross_up(needed) if runtime is Runtime.VLLM else needed
 
 
 # --- weights --------------------------------------------------------------------------------------
@@ -302,7 +210,8 @@ def _bits_weights_bytes(variant: Variant, shape: ModelShape, runtime: Runtime) -
         head_bits = (
             variant.head_bits or names.describe(variant.name).head_bits or EXL2_DEFAULT_HEAD_BITS
         )
-        on_gpu_embed = 0 if runtime is Runtime.EXLLAMAV2 else embed * FP16_BYTES
+        on_gpu = runtime not in _EXL or _EXL[runtime].EMBEDDINGS_ON_GPU
+        on_gpu_embed = embed * FP16_BYTES if on_gpu else 0
         quantized = (linear * bits + head * head_bits) / 8 * (1 + EXL2_BITS_MARGIN)
         return round(quantized + on_gpu_embed)
     if variant.format in (Format.GPTQ, Format.AWQ):
@@ -318,7 +227,7 @@ def weights_bytes(
     """Weights on the GPU: the Hub's real file sizes, else the card's, else bits x parameters."""
     if variant.size_bytes is not None:
         size = variant.size_bytes
-        if runtime is Runtime.EXLLAMAV2 and shape is not None:
+        if runtime in _EXL and not _EXL[runtime].EMBEDDINGS_ON_GPU and shape is not None:
             # exllamav2 keeps the embedding table in system RAM
             size -= embedding_parameters(shape) * FP16_BYTES
         return max(size, 0), variant.size_source or Source.CARD

@@ -13,12 +13,15 @@ from typing import Final
 
 from quantpick.card import names
 from quantpick.errors import QuantpickError
+from quantpick.estimate.runtimes import llamacpp
 from quantpick.estimate.shape import parameter_count
 from quantpick.estimate.vram import (
     cuda_context_bytes,
     default_runtime,
     estimate_vram,
     gguf_bits_per_weight,
+    gguf_quant,
+    llamacpp_footprint,
 )
 from quantpick.estimate.vram import max_context_tokens as vram_max_context
 from quantpick.records import (
@@ -30,6 +33,7 @@ from quantpick.records import (
     Format,
     HubStatus,
     ModelShape,
+    Provenance,
     Recommendation,
     Role,
     Runtime,
@@ -81,7 +85,9 @@ def quality_key(
 # What each runtime loads (its documentation, late 2025): a forced --runtime must not "pick" a
 # variant it cannot run. OTHER (plain safetensors, unknown) is left to the user.
 _RUNS: Final = {
-    Runtime.EXLLAMAV2: frozenset({Format.EXL2, Format.EXL3, Format.GPTQ}),
+    # exllamav3 loads exl3 (its own format); exllamav2 never could
+    Runtime.EXLLAMAV3: frozenset({Format.EXL3}),
+    Runtime.EXLLAMAV2: frozenset({Format.EXL2, Format.GPTQ}),
     Runtime.TRANSFORMERS: frozenset({Format.GPTQ, Format.AWQ, Format.GGUF}),
     Runtime.LLAMACPP: frozenset({Format.GGUF, Format.GGML}),
     Runtime.VLLM: frozenset({Format.GPTQ, Format.AWQ, Format.GGUF}),
@@ -127,6 +133,7 @@ def _candidate(
             budget.cache_mode,
             budget.runtime,
             card_cache_mode=card_cache_mode,
+            flash_attn=budget.flash_attn,
         )
     except QuantpickError as exc:
         return Candidate(
@@ -145,10 +152,15 @@ def _candidate(
             budget.cache_mode,
             budget.runtime,
             card_cache_mode=card_cache_mode,
+            flash_attn=budget.flash_attn,
         )
     except QuantpickError:
         # the inverse question may need a shape the estimate at this context did not
         max_context = None
+    if estimate.runtime is Runtime.LLAMACPP and estimate.provenance is Provenance.FORMULA:
+        placed = _llamacpp_candidate(variant, shape, budget, estimate, max_context)
+        if placed is not None:
+            return placed
     margin = usable - estimate.vram_bytes
     fits = margin >= 0
     return Candidate(
@@ -158,6 +170,90 @@ def _candidate(
         margin_bytes=margin,
         max_context_tokens=max_context,
         reason=_describe(variant, estimate, margin, usable),
+    )
+
+
+def _llamacpp_candidate(
+    variant: Variant,
+    shape: ModelShape | None,
+    budget: Budget,
+    estimate: Estimate,
+    max_context: int | None,
+) -> Candidate | None:
+    """Whole layers on each GPU (llama.cpp's layer split), each GPU paying its own context and
+    buffers; what does not fit stays on the CPU (a partial offload, -ngl)."""
+    if shape is None:
+        return None
+    full = llamacpp_footprint(
+        variant, shape, budget.context_tokens, budget.cache_mode, budget.flash_attn
+    )
+    if full is None:
+        return None
+    budgets = [v - budget.reserve_bytes for v in budget.gpu_vram_bytes]
+    placed = llamacpp.place(full, shape, gguf_quant(variant), budget.context_tokens, budgets)
+    usable = sum(budgets)
+    if placed is None or not placed.complete:
+        # not even the output layer, or not every layer: the single-GPU total is the need
+        margin = usable - estimate.vram_bytes
+        if placed is None or placed.gpu_layers <= 1:
+            return Candidate(
+                variant=variant,
+                estimate=estimate,
+                fits=False,
+                margin_bytes=margin,
+                max_context_tokens=max_context,
+                reason=_describe(variant, estimate, margin, usable),
+            )
+        partial = estimate.model_copy(
+            update={
+                "gpu_layers": placed.gpu_layers,
+                "total_layers": placed.total_layers + 1,
+                "host_bytes": placed.host_bytes,
+                "per_gpu_bytes": placed.per_gpu_bytes,
+            }
+        )
+        ram_fits = None if budget.ram_bytes is None else placed.host_bytes <= budget.ram_bytes
+        return Candidate(
+            variant=variant,
+            estimate=partial,
+            fits=False,
+            margin_bytes=margin,
+            max_context_tokens=max_context,
+            reason=_describe_partial(variant, partial, usable, budget.ram_bytes),
+            partial=True,
+            ram_fits=ram_fits,
+        )
+    if len(budgets) == 1:
+        return None  # the plain comparison says the same
+    total = sum(placed.per_gpu_bytes)
+    split = estimate.model_copy(update={"vram_bytes": total, "per_gpu_bytes": placed.per_gpu_bytes})
+    margin = usable - total
+    layers = "+".join(str(n) for n in placed.layers_per_gpu)
+    return Candidate(
+        variant=variant,
+        estimate=split,
+        fits=True,
+        margin_bytes=margin,
+        max_context_tokens=max_context,
+        reason=_describe(variant, split, margin, usable) + f"; layers {layers} across the GPUs",
+    )
+
+
+def _describe_partial(
+    variant: Variant, estimate: Estimate, usable: int, ram_bytes: int | None
+) -> str:
+    host = estimate.host_bytes or 0
+    if ram_bytes is None:
+        ram = "give --ram to consider it"
+    elif host <= ram_bytes:
+        ram = f"fits the {format_gib(ram_bytes)} --ram"
+    else:
+        ram = f"over the {format_gib(ram_bytes)} --ram"
+    return (
+        f"{variant.name} needs {format_gib(estimate.vram_bytes)} on one GPU at "
+        f"{format_context(estimate.context_tokens)} ({estimate.provenance}, {estimate.runtime}): "
+        f"Partial GPU, -ngl {estimate.gpu_layers} of {estimate.total_layers} layers in the "
+        f"{format_gib(usable)} usable, {format_gib(host)} in system memory ({ram})"
     )
 
 
@@ -188,7 +284,10 @@ def recommend(
     mode = card_cache_mode or CacheMode.FP16
     ranked = sorted(variants, key=lambda v: (quality_key(v, shape), v.name), reverse=True)
     candidates = tuple(_candidate(v, shape, budget, mode) for v in ranked)
+    # full fits first; a partial offload only when none fits and its CPU layers fit --ram
     pick_index = next((i for i, c in enumerate(candidates) if c.fits), None)
+    if pick_index is None:
+        pick_index = next((i for i, c in enumerate(candidates) if c.ram_fits), None)
     pick = None if pick_index is None else candidates[pick_index]
     reasons: list[str] = []
     if pick is not None:
@@ -196,15 +295,20 @@ def recommend(
         better = [c for c in candidates[:pick_index] if c.estimate is not None]
         runner_up = better[-1] if better else None
         reasons.append(f"pick {pick.reason}")
-        reasons.extend(f"not {c.reason}" for c in better)
+        reasons.extend(
+            f"partial would buy {c.reason}" if c.partial else f"not {c.reason}" for c in better
+        )
     else:
         sized = [c for c in candidates if c.estimate is not None]
         runner_up = min(
             sized, key=lambda c: c.estimate.vram_bytes if c.estimate else 0, default=None
         )
         usable = format_gib(budget.usable_bytes)
+        at = format_context(budget.context_tokens)
         reasons.append(
-            f"nothing fits in {usable} usable at {format_context(budget.context_tokens)}"
+            f"nothing fits in {usable} usable at {at}"
+            if sized
+            else f"cannot size any variant at {at}: nothing to compare with {usable}"
         )
         if runner_up is not None:
             reasons.append(f"closest: {runner_up.reason}")

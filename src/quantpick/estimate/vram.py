@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from quantpick.card import names
 from quantpick.errors import UsageError
 from quantpick.estimate.card_fit import (
     SLOPE_TOLERANCE,
@@ -31,9 +32,6 @@ from quantpick.estimate.formula import (
     GGUF_BITS_PER_WEIGHT,
     KV_BYTES_PER_ELEMENT,
     LLAMACPP_CUDA_CONTEXT_BYTES,
-    LLAMACPP_FFN_ROWS,
-    LLAMACPP_HIDDEN_ROWS,
-    LLAMACPP_MASK_BYTES,
     LLAMACPP_UBATCH_TOKENS,
     MIB,
     TORCH_CUDA_CONTEXT_BYTES,
@@ -52,6 +50,7 @@ from quantpick.estimate.formula import (
     weight_bits,
     weights_bytes,
 )
+from quantpick.estimate.runtimes import llamacpp
 from quantpick.records import (
     Breakdown,
     CacheMode,
@@ -73,9 +72,6 @@ __all__ = [
     "GGUF_BITS_PER_WEIGHT",
     "KV_BYTES_PER_ELEMENT",
     "LLAMACPP_CUDA_CONTEXT_BYTES",
-    "LLAMACPP_FFN_ROWS",
-    "LLAMACPP_HIDDEN_ROWS",
-    "LLAMACPP_MASK_BYTES",
     "LLAMACPP_UBATCH_TOKENS",
     "MAX_CONTEXT_SEARCH_TOKENS",
     "MIB",
@@ -93,7 +89,9 @@ __all__ = [
     "default_runtime",
     "estimate_vram",
     "gguf_bits_per_weight",
+    "gguf_quant",
     "kv_cache_bytes",
+    "llamacpp_footprint",
     "max_context_tokens",
     "runtime_buffers_bytes",
     "weight_bits",
@@ -103,7 +101,10 @@ __all__ = [
 
 def default_runtime(fmt: Format) -> Runtime:
     """The runtime a format is normally served with (and that cards' figures assume)."""
-    if fmt in (Format.EXL2, Format.EXL3):
+    if fmt is Format.EXL3:
+        # exllamav3 (TabbyAPI) is the only runtime that loads exl3; exllamav2 is archived
+        return Runtime.EXLLAMAV3
+    if fmt is Format.EXL2:
         return Runtime.EXLLAMAV2
     if fmt in (Format.GGUF, Format.GGML):
         return Runtime.LLAMACPP
@@ -121,19 +122,27 @@ def estimate_vram(
     runtime: Runtime | None = None,
     *,
     card_cache_mode: CacheMode = CacheMode.FP16,
+    flash_attn: bool | None = None,
 ) -> Estimate:
     """VRAM for one variant at one context length.
 
     ``card_cache_mode``: the cache the card's plain figures assume (ModelCard.vram_cache_mode).
+    ``flash_attn``: llama.cpp's -fa (None: its default on CUDA, on).
     Raises MissingShapeError when the card has no usable figure and ``shape`` is None.
     """
     if context_tokens < 1:
         raise UsageError(f"context length must be at least 1 token, not {context_tokens}")
     runtime = runtime or default_runtime(variant.format)
+    if runtime is Runtime.LLAMACPP:
+        flash_attn = llamacpp.DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
+        llamacpp.check_cache(cache_mode, flash_attn)
+    else:
+        flash_attn = None
     card_runtime = default_runtime(variant.format)
     points, points_mode, derived = card_points(variant, cache_mode, card_cache_mode)
     warnings: list[str] = list(weight_bits(variant)[1])
-    if points and runtime is card_runtime:
+    # a card's figures are for llama.cpp's default (flash attention on); off is a formula question
+    if points and runtime is card_runtime and flash_attn is not False:
         card = from_card(variant, shape, context_tokens, cache_mode, runtime, points, points_mode)
         if card is not None:
             total, provenance, card_warnings = card
@@ -150,12 +159,15 @@ def estimate_vram(
                 breakdown=card_breakdown(shape, context_tokens, cache_mode, runtime, round(total)),
                 weights_source=Source.CARD,
                 warnings=(*warnings, *card_warnings),
+                flash_attn=flash_attn,
             )
     if points and runtime is not card_runtime:
         warnings.append(
             f"the card's figures assume {card_runtime}; estimated for {runtime} instead"
         )
-    return _from_formula(variant, shape, context_tokens, cache_mode, runtime, tuple(warnings))
+    return _from_formula(
+        variant, shape, context_tokens, cache_mode, runtime, tuple(warnings), flash_attn
+    )
 
 
 def _from_formula(
@@ -165,6 +177,7 @@ def _from_formula(
     cache_mode: CacheMode,
     runtime: Runtime,
     warnings: tuple[str, ...],
+    flash_attn: bool | None = None,
 ) -> Estimate:
     if shape is None:
         raise MissingShapeError(
@@ -178,6 +191,10 @@ def _from_formula(
             hint="look at the branch on the Hub, or choose a variant the card describes",
         )
     weights_size, weights_source = weights
+    if runtime is Runtime.LLAMACPP:
+        return _llamacpp_estimate(
+            variant, shape, context_tokens, cache_mode, weights, warnings, flash_attn is not False
+        )
     kv = kv_cache_bytes(shape, context_tokens, cache_mode, runtime)
     buffers = runtime_buffers_bytes(shape, context_tokens, runtime, kv)
     context = cuda_context_bytes(runtime)
@@ -207,6 +224,60 @@ def _from_formula(
     )
 
 
+def gguf_quant(variant: Variant) -> str | None:
+    return variant.quant_method or names.describe(variant.name).quant_method
+
+
+def llamacpp_footprint(
+    variant: Variant,
+    shape: ModelShape,
+    context_tokens: int,
+    cache_mode: CacheMode,
+    flash_attn: bool | None,
+) -> llamacpp.Footprint | None:
+    """The llama.cpp footprint behind a formula estimate; None when the weights cannot be sized."""
+    weights = weights_bytes(variant, shape, Runtime.LLAMACPP)
+    if weights is None:
+        return None
+    fa = llamacpp.DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
+    return llamacpp.footprint(
+        shape, weights[0], gguf_quant(variant), context_tokens, cache_mode, fa
+    )
+
+
+def _llamacpp_estimate(
+    variant: Variant,
+    shape: ModelShape,
+    context_tokens: int,
+    cache_mode: CacheMode,
+    weights: tuple[int, Source],
+    warnings: tuple[str, ...],
+    flash_attn: bool,
+) -> Estimate:
+    file_bytes, weights_source = weights
+    fp = llamacpp.footprint(
+        shape, file_bytes, gguf_quant(variant), context_tokens, cache_mode, flash_attn
+    )
+    return Estimate(
+        variant=variant.name,
+        context_tokens=context_tokens,
+        cache_mode=cache_mode,
+        runtime=Runtime.LLAMACPP,
+        vram_bytes=fp.total_bytes,
+        provenance=Provenance.FORMULA,
+        breakdown=Breakdown(
+            weights_bytes=fp.weights_bytes,
+            kv_cache_bytes=fp.kv_cache_bytes,
+            runtime_buffers_bytes=fp.compute_buffer_bytes + fp.pool_bytes,
+            cuda_context_bytes=fp.fixed_bytes,
+        ),
+        weights_source=weights_source,
+        warnings=warnings,
+        flash_attn=flash_attn,
+        host_bytes=fp.host_bytes,
+    )
+
+
 # --- the inverse question -------------------------------------------------------------------------
 
 # where no model maximum is known, the search stops here (1M tokens)
@@ -221,6 +292,7 @@ def max_context_tokens(
     runtime: Runtime | None = None,
     *,
     card_cache_mode: CacheMode = CacheMode.FP16,
+    flash_attn: bool | None = None,
 ) -> int:
     """The longest context whose estimate fits ``budget_bytes``; 0 when not even one token fits.
 
@@ -229,7 +301,13 @@ def max_context_tokens(
 
     def fits(tokens: int) -> bool:
         estimate = estimate_vram(
-            variant, shape, tokens, cache_mode, runtime, card_cache_mode=card_cache_mode
+            variant,
+            shape,
+            tokens,
+            cache_mode,
+            runtime,
+            card_cache_mode=card_cache_mode,
+            flash_attn=flash_attn,
         )
         return estimate.vram_bytes <= budget_bytes
 
