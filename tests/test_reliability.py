@@ -16,6 +16,7 @@ import pytest
 
 from qp import EXAMPLES, REPO_ROOT, run_qp
 from quantpick.testing import HubProcess, make_repo
+from tmpfs import mounted_tmpfs
 
 WEIGHTS = os.urandom(2 << 20)
 CONFIG = '{"model_type": "llama", "num_hidden_layers": 2}'
@@ -500,19 +501,8 @@ def test_a_server_that_ignores_range_falls_back_to_one_stream(
 
 @pytest.fixture
 def tight_fs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "tight"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tight", "32m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _fill_to(fs: Path, free_bytes: int) -> None:

@@ -10,6 +10,7 @@ import ctypes
 import errno
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,7 +122,11 @@ def _run_child(ctx: Context, run: Run, p: PlannedFile, source: Source, part: Pat
         while child.poll() is None:
             if run.stopping:
                 raise Cancelled
-            if time.monotonic() - last[0] > opts.stall_timeout_s:
+            idle = time.monotonic() - last[0]
+            if idle > _DISK_CHECK_AFTER_S and shutil.disk_usage(part.parent).free < _NO_ROOM:
+                # hf_transfer may sit retrying a write that cannot succeed: no room is exit 9
+                raise _DiskFull("no space left on device")
+            if idle > opts.stall_timeout_s:
                 raise TransientError(f"no progress for {opts.stall_timeout_s:g}s")
             time.sleep(0.05)
     finally:
@@ -148,6 +153,9 @@ class _DiskFull(Exception):
 # what a Rust io::Error says for ENOSPC and EDQUOT
 _DISK_FULL = re.compile(r"No space left on device|os error 28|Disk quota exceeded|os error 122")
 _PR_SET_PDEATHSIG = 1
+# a child with no progress for this long on a disk with less than _NO_ROOM free is out of space
+_DISK_CHECK_AFTER_S = 2.0
+_NO_ROOM = 1 << 20
 
 
 def _die_with_parent() -> None:
