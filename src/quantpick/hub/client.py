@@ -425,20 +425,18 @@ class Hub:
 
 
 def _cached_blob_intact(path: Path) -> bool:
-    """huggingface_hub names a cached blob by its ETag (git blob sha1 or sha256): check it."""
+    """huggingface_hub names a cached git-stored file's blob by its ETag, the git blob sha1: check
+    it. An LFS or Xet blob's name need not be its sha256 (Xet hashes differ), so those are left."""
     import hashlib
 
     try:
         blob = path.resolve(strict=True)
-        etag = blob.name
-        if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", etag):
-            return True  # not a hash: nothing to check against
+        if not re.fullmatch(r"[0-9a-f]{40}", blob.name):
+            return True
         data = blob.read_bytes()
     except OSError:
         return False
-    if len(etag) == 64:
-        return hashlib.sha256(data).hexdigest() == etag
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == etag
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == blob.name
 
 
 def _forget_cached(path: Path) -> None:
