@@ -13,12 +13,8 @@ EXAMPLES = REPO_ROOT / "examples"
 SENTINEL_TOKEN = "hf_SENTINELsentinelSENTINEL0123456789"
 
 
-def run_qp(
-    *args: str | Path,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[str]:
+def run_qp_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a quantpick run: the caller's, less Hub, quantpick and width settings."""
     full_env = {
         k: v
         for k, v in os.environ.items()
@@ -26,6 +22,16 @@ def run_qp(
     }
     full_env.update({"HF_HUB_DISABLE_UPDATE_CHECK": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
     full_env.update(env or {})
+    return full_env
+
+
+def run_qp(
+    *args: str | Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    full_env = run_qp_env(env)
     return subprocess.run(
         [sys.executable, "-m", "quantpick", *map(str, args)],
         capture_output=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,10 @@ def build_shared_repo(root: Path, sc: SharedCard, *, drop: str | None = None) ->
                 # bartowski: a split quant is a folder of -0000N-of-0000M.gguf parts
                 folder = target.removeprefix("folder:")
                 parts = [f"{folder}/{folder}-0000{i}-of-00002.gguf" for i in (1, 2)]
+            elif not re.search(r"\.(gguf|bin)$", v["name"], re.IGNORECASE):
+                # a card that names quants by type only: the Hub's files carry the model's name
+                stem = re.sub(r"-gguf$", "", sc.repo.split("/")[1], flags=re.IGNORECASE)
+                parts = [f"{stem}-{v['name']}.gguf"]
             elif "split-a" in v.get("notes", ""):
                 # TheBloke: files over 50 GB are uploaded as NAME-split-a, NAME-split-b
                 parts = [f"{v['name']}-split-a", f"{v['name']}-split-b"]

@@ -315,3 +315,36 @@ def test_front_matter_quotes_and_comments() -> None:
 def test_crlf_line_endings() -> None:
     text = (FIXTURES / "gptq_branches.md").read_text(encoding="utf-8").replace("\n", "\r\n")
     assert len(parse_card(text).variants) == 4
+
+
+def test_raw_html_table_reads_like_a_pipe_table() -> None:
+    card = parse_card((FIXTURES / "html_table_exl3.md").read_text(), repo="someone/Thing-9B-exl3")
+    assert [v.name for v in card.variants] == ["2.5bpw", "4.0bpw", "6.0bpw"]
+    assert [v.bits for v in card.variants] == [2.5, 4.0, 6.0]
+    assert [v.size_bytes for v in card.variants] == [3_100_000_000, 4_900_000_000, 7_000_000_000]
+    assert [v.recommended_by_card for v in card.variants] == [False, True, False]
+    assert {v.format.value for v in card.variants} == {"exl3"}
+
+
+def test_columns_read_from_cells_when_header_words_are_not_english() -> None:
+    card = parse_card((FIXTURES / "foreign_headers.md").read_text(), repo="o/ding-GGUF")
+    assert [v.name for v in card.variants] == [
+        "ding-q4_k_m.gguf",
+        "ding-q5_k_m.gguf",
+        "ding-q8_0.gguf",
+    ]
+    assert [v.quant_method for v in card.variants] == ["q4_K_M", "q5_K_M", "q8_0"]
+    assert [v.size_bytes for v in card.variants] == [4_370_000_000, 5_130_000_000, 7_700_000_000]
+    # the peak-memory table names no file and no quant: not variants
+    assert all(not v.vram_bytes for v in card.variants)
+
+
+def test_no_pipe_table_with_cache_columns_and_context_in_prose() -> None:
+    card = parse_card((FIXTURES / "nopipe_cache_columns.md").read_text(), repo="o/Thing-20B-exl2")
+    assert [(v.name, v.bits, v.head_bits) for v in card.variants] == [
+        ("4.0bpw", 4.0, 6.0),
+        ("6.0bpw", 6.0, 8.0),
+    ]
+    q4 = card.variants[0].vram_bytes_by_cache[CacheMode.Q4]
+    assert q4 == {8192: round(11.2 * GIB)}
+    assert card.variants[1].vram_bytes_by_cache[CacheMode.FP16] == {8192: round(17.3 * GIB)}

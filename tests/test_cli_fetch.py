@@ -57,10 +57,10 @@ def test_fetch_recommends_downloads_and_verifies(qhub: HubServer, tmp_path: Path
     r = _qp(qhub, tmp_path, "fetch", "demo/mix-exl2", "--vram", "24", "--ctx", "16k", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["schema"] == "quantpick/fetch@1"
+    assert doc["schema"] == "quantpick/fetch@2"
     assert doc["variant"] == "3_5"
     target = Path(doc["local_dir"])
-    assert target == (tmp_path / "mix-exl2-3_5").resolve()
+    assert target == (tmp_path / "demo__mix-exl2-3_5").resolve()
     assert sorted(p.name for p in target.iterdir() if not p.name.startswith(".")) == [
         "README.md",
         "config.json",

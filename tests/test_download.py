@@ -109,14 +109,24 @@ def exl2_repo(hub_server: HubServer, request: pytest.FixtureRequest) -> str:
     return repo
 
 
-def test_default_local_dir_is_repo_name_dash_variant() -> None:
+def test_default_local_dir_is_owner_name_dash_variant() -> None:
+    # the owner is in the name: two owners' repos of one name never share a directory
     assert default_local_dir("turboderp/Llama-3-8B-exl2", "4.0bpw") == Path(
-        "Llama-3-8B-exl2-4.0bpw"
+        "turboderp__Llama-3-8B-exl2-4.0bpw"
     )
-    assert default_local_dir("o/M-GGUF", "M.Q4_K_M.gguf") == Path("M-GGUF-M.Q4_K_M")
-    assert default_local_dir("o/m", "4.0bpw/h8 x") == Path("m-4.0bpw_h8_x")
-    assert default_local_dir("o/m", "../..") == Path("m-.._..")
-    assert default_local_dir("o/m", "m") == Path("m")
+    assert default_local_dir("o/M-GGUF", "M.Q4_K_M.gguf") == Path("o__M-GGUF-M.Q4_K_M")
+    assert default_local_dir("o/m", "4.0bpw/h8 x") == Path("o__m-4.0bpw_h8_x")
+    assert default_local_dir("o/m", "../..") == Path("o__m-.._..")
+    assert default_local_dir("o/m", "m") == Path("o__m")
+
+
+def test_a_models_root_lays_out_owner_name_variant() -> None:
+    root = Path("/models")
+    assert default_local_dir("o/m", "4.0bpw", root) == root / "o" / "m" / "4.0bpw"
+    assert (
+        default_local_dir("o/M-GGUF", "M.Q4_K_M.gguf", root) == root / "o" / "M-GGUF" / "M.Q4_K_M"
+    )
+    assert default_local_dir("o/m", "../..", root) == root / "o" / "m" / "_.."
 
 
 @pytest.mark.parametrize(

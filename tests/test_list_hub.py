@@ -44,7 +44,11 @@ def test_every_shared_card_lists_against_the_hub(
     if not sc.expected["variants"]:
         # a card that lists nothing over a repo that holds nothing: the documented exit 3, and no
         # phantom variant made up from the card's prose
-        assert (code, out) == (3, ""), err
+        assert code == 3, err
+        # with --json, the error document (issue 15): no variant list, made up or otherwise
+        doc = json.loads(out)
+        assert doc["schema"] == "quantpick/error@1"
+        assert doc["error"]["exit_code"] == 3
         assert err.startswith("error: no quantized variants"), err
         return
     assert code == 0, err

@@ -160,3 +160,39 @@ def test_fetch_search_fetches_the_winner(qhub: HubServer, tmp_path: Path) -> Non
     doc = json.loads(r.stdout)
     assert (doc["repo"], doc["variant"]) == ("q3/Mixtral-8x7B-Instruct-GGUF", "mixtral.Q4_K_M.gguf")
     assert Path(doc["local_dir"], "mixtral.Q4_K_M.gguf").is_file()
+
+
+def test_finds_quants_filed_as_finetunes_or_by_config_not_plain_finetunes(
+    qhub: HubServer, tmp_path: Path
+) -> None:
+    exl2 = {b: {"config.json": CONFIG, "model.safetensors": 1000} for b in ("4_0",)}
+    make_repo(
+        qhub.root,
+        "q6/Mixtral-8x7B-Instruct-v0.1-exl2",
+        {"main": {"measurement.json": "{}"}, **exl2},
+        readme=f"---\nbase_model: {BASE}\nbase_model_relation: finetune\n---\nexl2 quants\n",
+    )
+    awq = json.dumps(
+        {
+            **json.loads(CONFIG),
+            "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128},
+        }
+    )
+    make_repo(
+        qhub.root,
+        "q7/Mixtral-8x7B-Instruct-small",
+        {"main": {"config.json": awq, "model.safetensors": 1000}},
+        readme="# small\n",
+    )
+    make_repo(
+        qhub.root,
+        "q8/Mixtral-8x7B-Instruct-roleplay",
+        {"main": {"config.json": CONFIG, "model.safetensors": 1000}},
+        readme=f"---\nbase_model: {BASE}\nbase_model_relation: finetune\n---\na finetune\n",
+    )
+    r = _search(qhub, tmp_path, "--json")
+    assert r.returncode == 0, r.stderr
+    repos = json.loads(r.stdout)["repos"]
+    assert "q6/Mixtral-8x7B-Instruct-v0.1-exl2" in repos
+    assert "q7/Mixtral-8x7B-Instruct-small" in repos
+    assert "q8/Mixtral-8x7B-Instruct-roleplay" not in repos

@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     LOCKED = 10
     NO_GPU = 11
     CANNOT_SIZE = 12
+    DIR_OWNED = 13
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -65,11 +66,11 @@ class RepoNotFoundError(NotFoundError):
 
 
 class RevisionNotFoundError(NotFoundError):
-    default_hint = "run `quantpick list REPO` to see the branches that exist"
+    default_hint = "run `quantpick list OWNER/NAME` to see the branches that exist"
 
 
 class EntryNotFoundError(NotFoundError):
-    default_hint = "run `quantpick list REPO` to see the files that exist"
+    default_hint = "run `quantpick list OWNER/NAME` to see the files that exist"
 
 
 class AuthError(QuantpickError):
@@ -99,6 +100,13 @@ class LockedError(QuantpickError):
     default_hint = (
         "another quantpick is writing to this directory; wait for it or pick another --local-dir"
     )
+
+
+class DirectoryOwnedError(QuantpickError):
+    """The target directory holds another repo or variant, or a file quantpick did not write."""
+
+    exit_code = ExitCode.DIR_OWNED
+    default_hint = "choose another --local-dir, or add --replace to replace what is there"
 
 
 class NoGpuError(QuantpickError):

@@ -39,6 +39,8 @@ class Source(StrEnum):
     NAME = "name"
     ESTIMATE = "estimate"
     CONFIG = "config"
+    # a GGUF file's own header, read over HTTP Range
+    HEADER = "header"
 
 
 class Role(StrEnum):
@@ -92,6 +94,9 @@ class Variant(Record):
     # figures derived from a prose rule ("for 32k context add ~2 GB")
     vram_derived_bytes: dict[int, int] = Field(default_factory=dict)
     max_ram_bytes: int | None = None
+    # the weights' bytes as loaded: every tensor's bytes from the GGUF headers of all its parts
+    weights_bytes: int | None = None
+    weights_source: Source | None = None
     quant_method: str | None = None
     recommended_by_card: bool = False
     description: str = ""
@@ -140,6 +145,44 @@ class ModelShape(Record):
     source: Source = Source.CONFIG
 
 
+class GgufTensor(Record):
+    name: str
+    # llama.cpp type name ("Q4_K", "F16", ...)
+    ggml_type: str
+    size_bytes: int
+
+
+class GgufHeader(Record):
+    """What one GGUF file's header says; read without downloading its weights."""
+
+    path: str
+    architecture: str = ""
+    file_type: int | None = None
+    num_layers: int | None = None
+    hidden_size: int | None = None
+    num_attention_heads: int | None = None
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    intermediate_size: int | None = None
+    vocab_size: int | None = None
+    context_length_tokens: int | None = None
+    sliding_window_tokens: int | None = None
+    num_experts: int | None = None
+    num_experts_per_token: int | None = None
+    # this file's part of a split model (llama.cpp gguf-split), 1-based, and how many parts
+    split_index: int | None = None
+    split_count: int | None = None
+    tensors: tuple[GgufTensor, ...] = ()
+    # elements over all of this file's tensors
+    parameter_count: int = 0
+    # where the tensor data starts: the bytes a reader needs
+    header_bytes: int = 0
+
+    @property
+    def tensor_bytes(self) -> int:
+        return sum(t.size_bytes for t in self.tensors)
+
+
 class Provenance(StrEnum):
     CARD = "card"
     CARD_FIT = "card-fit"
@@ -184,7 +227,7 @@ class Budget(Record):
     context_tokens: int
     cache_mode: CacheMode = CacheMode.FP16
     runtime: Runtime | None = None
-    source: Literal["user", "nvml", "nvidia-smi", "env"] = "user"
+    source: Literal["user", "nvml", "nvidia-smi", "rocm-smi", "sysctl", "env"] = "user"
     # None: what the runtime does by default (llama.cpp on CUDA: on)
     flash_attn: bool | None = None
     # system memory for the layers a partial offload leaves on the CPU; None: not offered

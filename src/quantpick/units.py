@@ -135,6 +135,14 @@ def format_gib(size_bytes: int, *, digits: int = 1) -> str:
     return f"{size_bytes / GIB:.{digits}f} GiB"
 
 
+def format_size(size_bytes: int) -> str:
+    """An amount of disk, in the unit that keeps it readable: 12.3 MiB, not 0.01 GiB."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size_bytes >= size:
+            return f"{size_bytes / size:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
 def format_context(tokens: int) -> str:
     """``16384`` -> ``16k``; a length that is not a whole number of k stays in tokens."""
     if tokens >= CONTEXT_K_TOKENS and tokens % CONTEXT_K_TOKENS == 0:

@@ -63,7 +63,7 @@ _RULES: tuple[tuple[re.Pattern[str], Col], ...] = tuple(
     (re.compile(pattern), col)
     for pattern, col in (
         (r"\bppl\b|perplexity|\bkld\b|\bscore\b|accuracy|\bmmlu\b|wikitext", Col.OTHER),
-        (r"lm[_ ]?head|head bits", Col.HEAD_BITS),
+        (r"lm[_ ]?head|head bits|^head$", Col.HEAD_BITS),
         (r"vram|memory|\bgpu\b", Col.VRAM),
         (r"\bram\b", Col.RAM),
         (r"^branch|^revision", Col.BRANCH),
@@ -183,4 +183,16 @@ def refine(
             out.append(Column(role, column.key, context))
         else:
             out.append(column)
+    if ident_column(out) is None:
+        # no header names the variant: a column whose cells link Hub branches or files does,
+        # whatever its header says ('bpw' over `[4.0](.../tree/4.0bpw)`)
+        for i, column in enumerate(out):
+            cells = [row[i] for row in rows if i < len(row) and not cv.is_unknown(row[i])]
+            if cells and column.role is not Col.CACHE and _most(cells, _links_hub):
+                out[i] = Column(Col.LINK, column.key)
+                break
     return out
+
+
+def _links_hub(raw: str) -> bool:
+    return any(hub_target(link.href) is not None for link in parse_inline(raw).links)

@@ -15,6 +15,8 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from quantpick.card.html_tables import html_tables
+
 
 @dataclass(frozen=True, slots=True)
 class Link:
@@ -206,6 +208,10 @@ def _walk(
             i = _table(tokens, i, offset, lines, doc)
         elif tok.type in ("fence", "code_block") and want is not None:
             doc.code.append(Block(tok.content, _line(tok, offset), False))
+        elif tok.type == "html_block" and want is not None and "<table" in tok.content.lower():
+            for header, rows in html_tables(tok.content):
+                if want(header, tok.content):
+                    doc.tables.append(Table(header, rows, _line(tok, offset)))
         elif _is_prose(tok, offset, doc, want):
             heading = i > 0 and tokens[i - 1].type == "heading_open"
             doc.blocks.append(Block(tok.content, _line(tok, offset), heading))

@@ -6,17 +6,39 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
+from quantpick.cli import examples
+from quantpick.cli.options import (
+    CacheDirOpt,
+    CacheOpt,
+    CardOpt,
+    ConfigOpt,
+    CtxOpt,
+    EndpointOpt,
+    FlashAttnOpt,
+    FormatOpt,
+    JsonOpt,
+    OfflineOpt,
+    QpCommand,
+    QuietOpt,
+    RamOpt,
+    RepoArg,
+    ReserveOpt,
+    RevisionOpt,
+    RuntimeOpt,
+    TimeoutOpt,
+    TokenOpt,
+    VerboseOpt,
+    VramOpt,
+    WideOpt,
+)
 from quantpick.errors import ExitCode, QuantpickError
 
 # Imported lazily inside the commands: `--help` and completion must not pay for pydantic models,
 # rich or huggingface_hub (a CLI called in shell loops has to start fast).
-if TYPE_CHECKING:
-    from quantpick.cli.output import Out
-
 # The default VRAM kept free per GPU (GiB): a desktop session and the driver's own headroom.
 DEFAULT_RESERVE = "0.5"
 
@@ -37,9 +59,11 @@ Exit codes:
   10   target directory locked by another quantpick
   11   --vram auto found no GPU
   12   cannot size any variant (a config.json or a size is missing)
+  13   target directory holds another repo or variant (--replace)
   130  interrupted (Ctrl-C); run again to resume
   143  terminated (SIGTERM); run again to resume
 """
+
 
 app = typer.Typer(
     name="quantpick",
@@ -56,141 +80,76 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress on stderr.")]
-VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Log each Hub request to stderr (tokens redacted).")
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        help="Hub token. Default: $HF_TOKEN, then the login stored by `hf auth login`.",
-        show_default=False,
-    ),
-]
-EndpointOpt = Annotated[
-    str | None,
-    typer.Option("--endpoint", envvar="HF_ENDPOINT", help="Hub or mirror URL.", show_default=False),
-]
-CacheDirOpt = Annotated[
-    Path | None,
-    typer.Option("--cache-dir", help="Cache directory. Default: $HF_HOME/hub.", show_default=False),
-]
-OfflineOpt = Annotated[
-    bool,
-    typer.Option(
-        "--offline", help="Answer from the last successful look-up (also $HF_HUB_OFFLINE=1)."
-    ),
-]
-RevisionOpt = Annotated[
-    str | None, typer.Option("--revision", help="Branch, tag or commit sha to read the card from.")
-]
-CardOpt = Annotated[
-    Path | None,
-    typer.Option("--card", help="Parse a local model card (README.md) instead of a Hub repo."),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", help="The model's config.json, for the shape (layers, KV heads, ...)."
-    ),
-]
-VramOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--vram",
-        envvar="QUANTPICK_VRAM",
-        help="GPU memory: 24, 24GB, 24GiB (all 2^30 bytes), 24576MiB, 24,24 for two GPUs, or "
-        "auto (what is free now, per NVML or nvidia-smi; --reserve still applies).",
-        show_default=False,
-    ),
-]
-CtxOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ctx",
-        envvar="QUANTPICK_CTX",
-        help="Context length in tokens: 4k, 16K, 16384, 32k. Default: 4k.",
-        show_default=False,
-    ),
-]
-CacheOpt = Annotated[
-    str,
-    typer.Option("--cache", help="KV-cache mode: fp16, fp8, q8, q6, q4."),
-]
-RuntimeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--runtime",
-        help="exllamav3, exllamav2, transformers, llama.cpp or vllm. Default: by format "
-        "(exl3: exllamav3, exl2: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
-        show_default=False,
-    ),
-]
-FlashAttnOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--flash-attn",
-        help="llama.cpp flash attention: on or off. Default: on (llama.cpp's -fa auto on CUDA).",
-        show_default=False,
-    ),
-]
-RamOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ram",
-        help="System memory for a GGUF partial offload (GiB): layers that miss the GPU run there.",
-        show_default=False,
-    ),
-]
-TimeoutOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--timeout",
-        envvar="QUANTPICK_TIMEOUT",
-        help="Seconds to wait for a server to connect or send anything before retrying. "
-        "Default: 30.",
-        show_default=False,
-    ),
-]
-ReserveOpt = Annotated[
-    str,
-    typer.Option(
-        "--reserve", help="VRAM kept free per GPU for the desktop and other programs (GiB)."
-    ),
-]
-
-
 def handled(fn: Callable[P, R]) -> Callable[P, R]:
     """Our own errors become `error:`/`hint:` lines and their exit code; a bug still tracebacks."""
+
+    command = fn.__name__.removesuffix("_cmd")
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except QuantpickError as err:
-            _out(quiet=False).error(err)
+            _fail(command, err, kwargs)
             raise typer.Exit(int(err.exit_code)) from None
         except KeyboardInterrupt:
-            _out(quiet=False).error(
-                QuantpickError("interrupted", "run the same command again to resume")
-            )
+            stop = QuantpickError("interrupted", "run the same command again to resume")
+            stop.exit_code = ExitCode.INTERRUPTED
+            _fail(command, stop, kwargs)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
     return wrapper
 
 
-def _out(*, quiet: bool, verbose: bool = False) -> Out:
-    from quantpick.cli.output import Out
+def _fail(command: str, err: QuantpickError, kwargs: dict[str, object]) -> None:
+    """The error lines on stderr; with --json also an error document on stdout, for scripts."""
+    from quantpick.cli import output
 
-    return Out(quiet=quiet, verbose=verbose)
+    out = output.current()
+    out.error(err)
+    fmt = kwargs.get("output_format")
+    if kwargs.get("json") or fmt == "json":
+        out.json_error(command, err)
 
 
-@app.command("list")
+def _mode(json: bool, fmt: str) -> str:
+    from quantpick.cli.output import OUTPUT_FORMATS
+    from quantpick.errors import UsageError
+
+    if json:
+        return "json"
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}", f"use one of {', '.join(OUTPUT_FORMATS)}")
+    return fmt
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"quantpick {version('quantpick')}")
+        except PackageNotFoundError:
+            typer.echo("quantpick (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Pick and download the right quantized variant of a Hugging Face model for your GPU."""
+
+
+@app.command("list", cls=QpCommand, epilog=examples.LIST)
 @handled
 def list_cmd(
-    repo: Annotated[str | None, typer.Argument(help="OWNER/NAME or OWNER/NAME:BRANCH.")] = None,
+    repo: RepoArg = None,
     card: CardOpt = None,
     revision: RevisionOpt = None,
     vram: VramOpt = None,
@@ -201,6 +160,8 @@ def list_cmd(
     flash_attn: FlashAttnOpt = None,
     ram: RamOpt = None,
     config: ConfigOpt = None,
+    wide: WideOpt = False,
+    output_format: FormatOpt = "auto",
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -214,23 +175,20 @@ def list_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import args, listing
 
-    out = output.Out(quiet=quiet, verbose=verbose)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
         flash_attn=flash_attn, ram=ram,
     )  # fmt: skip
     result = listing.list_variants(repo, card, revision, config, hub, budget, out)
-    if json:
-        out.json(result)
-    else:
-        render.render_list(out, result)
+    render.render_list(out, result)
 
 
-@app.command("pick")
+@app.command("pick", cls=QpCommand, epilog=examples.PICK)
 @handled
 def pick_cmd(
-    repo: Annotated[str | None, typer.Argument(help="OWNER/NAME.")] = None,
+    repo: RepoArg = None,
     card: CardOpt = None,
     revision: RevisionOpt = None,
     vram: VramOpt = None,
@@ -241,6 +199,7 @@ def pick_cmd(
     flash_attn: FlashAttnOpt = None,
     ram: RamOpt = None,
     config: ConfigOpt = None,
+    output_format: FormatOpt = "auto",
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -254,24 +213,44 @@ def pick_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import args, pick
 
-    out = output.Out(quiet=quiet, verbose=verbose)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format))
     hub = args.HubArgs(endpoint, token, cache_dir, offline, verbose, timeout)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
     result = pick.pick(repo, card, revision, config, hub, budget, out)
-    out.json(result) if json else render.render_pick(out, result)
-    pick.exit_if_nothing_fits(result, out)
+    try:
+        pick.exit_if_nothing_fits(result, out)
+    except QuantpickError as err:
+        # the reasons, then the error; --json: one document that carries both
+        render.render_pick(out, result.model_copy(update={"error": output.error_info(err)}))
+        raise
+    render.render_pick(out, result)
 
 
-@app.command("fetch")
+@app.command("fetch", cls=QpCommand, epilog=examples.FETCH)
 @handled
 def fetch_cmd(
-    repo: Annotated[str, typer.Argument(help="OWNER/NAME or OWNER/NAME:BRANCH.")],
+    repo: Annotated[
+        str,
+        typer.Argument(
+            metavar="REPO_ID",
+            help="OWNER/NAME[:BRANCH], OWNER/NAME@REV, hf://OWNER/NAME@REV or a Hub URL "
+            "(…/tree/BRANCH, …/blob/REV/FILE).",
+            show_default=False,
+        ),
+    ],
     branch: Annotated[
-        str | None, typer.Option("--branch", "-b", help="Take this branch; skip the choice.")
+        str | None,
+        typer.Option("--branch", "-b", metavar="BRANCH", help="Take this branch; skip the choice."),
     ] = None,
     file: Annotated[
         str | None,
-        typer.Option("--file", "-f", help="Take this GGUF file (with its split parts)."),
+        typer.Option(
+            "--file",
+            "-f",
+            metavar="FILE",
+            help="Take this GGUF file (with its split parts); a unique part of a name, such as "
+            "Q4_K_M, is enough.",
+        ),
     ] = None,
     search: Annotated[
         bool,
@@ -291,15 +270,52 @@ def fetch_cmd(
         str | None,
         typer.Option(
             "--local-dir",
+            metavar="DIR",
             envvar="QUANTPICK_LOCAL_DIR",
-            help="Where to put the files. Default: ./<repo-name>-<variant>.",
+            help="Where to put the files. Default: $QUANTPICK_MODELS/OWNER/NAME/VARIANT when "
+            "QUANTPICK_MODELS is set, else ./OWNER__NAME-VARIANT.",
             show_default=False,
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="The directory holds another repo or variant: replace it (its files removed, "
+            "files quantpick did not write kept).",
+        ),
+    ] = False,
     revision: Annotated[
         str | None,
-        typer.Option("--revision", help="Pin a commit sha (reproducible CI) or another branch."),
+        typer.Option(
+            "--revision",
+            metavar="REV",
+            help="A branch (as `hf download --revision` takes it) or a commit sha to pin "
+            "(reproducible CI).",
+        ),
     ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            metavar="GLOB",
+            help="Also fetch the repo's files matching GLOB beside the variant (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="GLOB",
+            help="Leave out the variant's files matching GLOB (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    force_download: Annotated[
+        bool,
+        typer.Option("--force-download", help="Download every file again, even if present."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan (files, sizes) and exit.")
     ] = False,
@@ -307,6 +323,7 @@ def fetch_cmd(
         str,
         typer.Option(
             "--backend",
+            metavar="ENGINE",
             help="auto (quantpick's resumable ranged engine for large files and Xet ones, over "
             "the Hub's bridge; huggingface_hub for small ones), ranged, hf_transfer, or hub "
             "(huggingface_hub; hf_xet for Xet files, no resume within a file).",
@@ -316,6 +333,7 @@ def fetch_cmd(
         int | None,
         typer.Option(
             "--max-workers",
+            metavar="N",
             min=1,
             max=64,
             help="Parallel transfers. Default: 2 per CPU, 4 to 8.",
@@ -335,6 +353,8 @@ def fetch_cmd(
             help="Take files the Hub (a partial mirror) gives no hash for; recorded as unverified.",
         ),
     ] = False,
+    wide: WideOpt = False,
+    output_format: FormatOpt = "auto",
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -347,7 +367,7 @@ def fetch_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import args, fetch
 
-    out = output.Out(quiet=quiet, verbose=verbose)
+    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs.given(
         vram, ctx, cache, runtime, reserve, default_reserve=DEFAULT_RESERVE,
@@ -360,17 +380,26 @@ def fetch_cmd(
         dry_run,
         backend,
         max_workers,
-        verify,
-        allow_unverified,
+        replace=replace,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        force=force_download,
+        verify=verify,
+        allow_unverified=allow_unverified,
     )
     result = fetch.fetch(repo, choice, budget, config, hub, opts, out)
-    out.json(result) if json else render.render_fetch(out, result)
+    render.render_fetch(out, result)
 
 
-@app.command("search")
+@app.command("search", cls=QpCommand, epilog=examples.SEARCH)
 @handled
 def search_cmd(
-    base_model: Annotated[str, typer.Argument(help="The base model, OWNER/NAME.")],
+    base_model: Annotated[
+        str,
+        typer.Argument(
+            metavar="BASE_MODEL", help="The base model, OWNER/NAME.", show_default=False
+        ),
+    ],
     vram: VramOpt = None,
     ctx: CtxOpt = None,
     cache: CacheOpt = "fp16",
@@ -378,13 +407,28 @@ def search_cmd(
     reserve: ReserveOpt = DEFAULT_RESERVE,
     flash_attn: FlashAttnOpt = None,
     ram: RamOpt = None,
-    formats: Annotated[
+    quant_formats: Annotated[
         str | None,
         typer.Option(
-            "--format", help="Only these formats, e.g. exl2,gptq,gguf.", show_default=False
+            "--quant-format",
+            metavar="FORMATS",
+            help="Only these formats, e.g. exl2,gptq,gguf.",
+            show_default=False,
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="Repos to read.")] = 30,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, max=200, help="Repos to read.")
+    ] = 30,
+    wide: WideOpt = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="auto|human|json|quiet",
+            help="Output, as for the other commands; a list of quant formats (exl2,gguf) is "
+            "read as --quant-format, as before.",
+        ),
+    ] = "auto",
     json: JsonOpt = False,
     token: TokenOpt = None,
     endpoint: EndpointOpt = None,
@@ -395,19 +439,31 @@ def search_cmd(
 ) -> None:
     """Rank the variants of every quantized repo of a base model: the best that fits first."""
     from quantpick.cli import output, render
+    from quantpick.cli.output import OUTPUT_FORMATS
     from quantpick.commands import args, search
 
-    out = output.Out(quiet=quiet, verbose=verbose)
+    if output_format not in OUTPUT_FORMATS:
+        # `search --format exl2,gguf` filtered quant formats before --format meant the output
+        quant_formats, output_format = quant_formats or output_format, "auto"
+    out = output.Out(quiet=quiet, verbose=verbose, mode=_mode(json, output_format), wide=wide)
     hub = args.HubArgs(endpoint, token, cache_dir, False, verbose, timeout)
     budget = args.BudgetArgs(vram, ctx, cache, runtime, reserve, flash_attn, ram)
-    result = search.search(base_model, budget, formats, limit, hub)
-    out.json(result) if json else render.render_search(out, result)
+    result = search.search(base_model, budget, quant_formats, limit, hub)
+    render.render_search(out, result)
 
 
-@app.command("verify")
+@app.command("verify", cls=QpCommand, epilog=examples.VERIFY)
 @handled
 def verify_cmd(
-    local_dir: Annotated[Path, typer.Argument(help="A directory written by `quantpick fetch`.")],
+    local_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="LOCAL_DIR",
+            help="A directory written by `quantpick fetch`.",
+            show_default=False,
+        ),
+    ],
+    output_format: FormatOpt = "auto",
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -415,10 +471,14 @@ def verify_cmd(
     from quantpick.cli import output, render
     from quantpick.commands import verify
 
-    out = output.Out(quiet=quiet)
+    out = output.Out(quiet=quiet, mode=_mode(json, output_format))
     result = verify.verify(local_dir)
-    out.json(result) if json else render.render_verify(out, result)
-    verify.exit_if_corrupt(result)
+    try:
+        verify.exit_if_corrupt(result)
+    except QuantpickError as err:
+        render.render_verify(out, result.model_copy(update={"error": output.error_info(err)}))
+        raise
+    render.render_verify(out, result)
 
 
 def main() -> None:

@@ -8,20 +8,21 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from rich.table import Table
 from rich.text import Text
 
+from quantpick.cli import tables
 from quantpick.cli.output import Out
 from quantpick.commands.results import (
     EstimateOut,
     FetchResult,
+    FileStatus,
     ListedVariant,
     ListResult,
     PickResult,
     SearchResult,
     VerifyResult,
 )
-from quantpick.records import GIB, HubStatus, Source, Variant, VariantKind
+from quantpick.records import GIB, Format, HubStatus, Runtime, Source, Variant, VariantKind
 
 _SOURCE_TAG = {
     Source.CARD: "card",
@@ -51,18 +52,28 @@ def ctx(tokens: int) -> str:
     return f"{tokens // 1024}k" if tokens >= 1024 else str(tokens)
 
 
-def _bits(v: Variant) -> str:
+def _tag(source: Source | None) -> str:
+    return _SOURCE_TAG.get(source or Source.CARD, "card")
+
+
+def _bits_value(v: Variant) -> str:
     if v.bits is None:
         return v.quant_method or "?"
-    src = _SOURCE_TAG.get(v.bits_source or Source.CARD, "card")
     head = f" h{v.head_bits:g}" if v.head_bits is not None else ""
-    return f"{v.bits:g}{head} ({src})"
+    return f"{v.bits:g}{head}"
 
 
-def _size(v: Variant) -> str:
-    if v.size_bytes is None:
-        return "-"
-    return f"{gb(v.size_bytes)} ({_SOURCE_TAG.get(v.size_source or Source.CARD, 'card')})"
+def _sourced_column(
+    header: str, values: list[str], tags: list[str | None], priority: int
+) -> tables.Column:
+    """A column of numbers with their source: said once in the header when every row shares it."""
+    shared = tables.uniform_tag(tags)
+    if shared is not None:
+        return tables.Column(f"{header} ({shared})", list(values), priority)
+    cells: list[tables.Cell] = [
+        v if t is None else f"{v} ({t})" for v, t in zip(values, tags, strict=True)
+    ]
+    return tables.Column(header, cells, priority)
 
 
 def _card_columns(variants: Iterable[Variant]) -> list[tuple[str, int | None]]:
@@ -101,6 +112,16 @@ def _card_cell(v: Variant, key: tuple[str, int | None]) -> str:
     return "-" if value is None else f"{value / GIB:.1f}"
 
 
+def _card_priority(key: tuple[str, int | None], asked: int | None) -> int:
+    """The card's column at the asked context outlives the others; the nearest go last."""
+    context = key[1] or 0
+    if asked is None:
+        return 50 - min(context // 1024, 40) // 8
+    if context == asked and key[0] in ("", "fp16"):
+        return 55
+    return 20 - min(abs(context - asked) // 1024, 19)
+
+
 def _hub(v: Variant) -> Text:
     styles = {
         HubStatus.PRESENT: ("yes", "green"),
@@ -121,30 +142,45 @@ def _name(v: ListedVariant) -> Text:
     return t
 
 
-def list_table(result: ListResult) -> Table:
-    with_budget = result.budget is not None
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    # fold, never truncate: a cut-off number ("40…") is worse than a taller row
-    table.add_column("variant", overflow="fold")
-    table.add_column("format", overflow="fold")
-    table.add_column("bits", overflow="fold")
-    table.add_column("size", overflow="fold")
-    card_cols = _card_columns(result.variants)
-    for key in card_cols:
-        table.add_column(_card_header(key), justify="right", overflow="fold")
-    table.add_column("hub", overflow="fold")
-    if with_budget:
-        table.add_column("estimate", overflow="fold")
-        table.add_column("fits")
-        table.add_column("max ctx", overflow="fold")
-    for v in result.variants:
-        row: list[str | Text] = [_name(v), v.format.value, _bits(v), _size(v)]
-        row += [_card_cell(v, key) for key in card_cols]
-        row.append(_hub(v))
-        if with_budget:
-            row += _estimate_cells(v)
-        table.add_row(*row)
-    return table
+def list_columns(result: ListResult) -> list[tables.Column]:
+    vs = result.variants
+    asked = result.budget.context_tokens if result.budget else None
+    cols = [tables.Column("variant", [_name(v) for v in vs], name=True)]
+    formats = {v.format for v in vs}
+    if len(formats) > 1:
+        cols.append(tables.Column("format", [v.format.value for v in vs], 30))
+    cols.append(
+        _sourced_column(
+            "bits",
+            [_bits_value(v) for v in vs],
+            [None if v.bits is None else _tag(v.bits_source) for v in vs],
+            40,
+        )
+    )
+    cols.append(
+        _sourced_column(
+            "size",
+            [gb(v.size_bytes) if v.size_bytes is not None else "-" for v in vs],
+            [None if v.size_bytes is None else _tag(v.size_source) for v in vs],
+            60,
+        )
+    )
+    for key in _card_columns(vs):
+        cols.append(
+            tables.Column(
+                _card_header(key),
+                [_card_cell(v, key) for v in vs],
+                _card_priority(key, asked),
+                justify="right",
+            )
+        )
+    cols.append(tables.Column("hub", [_hub(v) for v in vs], 45))
+    if result.budget is not None:
+        cells = [_estimate_cells(v) for v in vs]
+        cols.append(tables.Column("estimate", [c[0] for c in cells], 85))
+        cols.append(tables.Column("fits", [c[1] for c in cells], 90))
+        cols.append(tables.Column("max ctx", [c[2] for c in cells], 70, justify="right"))
+    return cols
 
 
 def _fits_cell(e: EstimateOut) -> Text:
@@ -165,22 +201,48 @@ def _estimate_cells(v: ListedVariant) -> list[str | Text]:
     return [f"{gib(e.vram_bytes)} ({e.provenance})", fits, max_ctx]
 
 
+def _print_table(out: Out, columns: list[tables.Column]) -> list[tables.Column]:
+    shown = tables.fit(columns, out.stdout.width, wide=out.wide)
+    width = out.stdout.width
+    # --wide: the table as wide as its columns; the terminal wraps the lines, rich must not
+    out.stdout.width = max(width, tables.table_width(shown))
+    try:
+        out.stdout.print(tables.build(shown), crop=False)
+    finally:
+        out.stdout.width = width
+    return shown
+
+
 def render_list(out: Out, result: ListResult) -> None:
-    head = result.repo or "card"
-    if result.revision:
-        head += f"@{result.revision}"
-    out.stdout.print(Text(head, style="bold"))
-    if result.cached_at_unix is not None:
-        age = _age(time.time() - result.cached_at_unix)
-        out.stdout.print(Text(f"offline: from the look-up cached {age} ago", style="yellow"))
-    out.stdout.print(list_table(result))
-    out.stdout.print(_legend(result))
+    if out.mode == "json":
+        out.json(result)
+    elif out.mode == "quiet":
+        for v in result.variants:
+            out.line(v.name)
+    else:
+        _list_human(out, result)
     _warn_unsized(out, result.variants)
     for w in result.warnings:
         out.warn(w)
     for v in result.variants:
         for w in v.warnings:
             out.warn(f"{v.name}: {w}")
+
+
+def _list_human(out: Out, result: ListResult) -> None:
+    head = result.repo or "card"
+    if result.revision:
+        head += f"@{result.revision}"
+    formats = {v.format.value for v in result.variants}
+    if len(formats) == 1:
+        head += f" ({formats.pop()})"
+    out.stdout.print(Text(head, style="bold"), soft_wrap=True)
+    if result.cached_at_unix is not None:
+        age = _age(time.time() - result.cached_at_unix)
+        out.stdout.print(Text(f"offline: from the look-up cached {age} ago", style="yellow"))
+    columns = list_columns(result)
+    shown = _print_table(out, columns)
+    out.stdout.print(_legend(result, shown, dropped=len(columns) - len(shown)))
 
 
 def _warn_unsized(out: Out, variants: Iterable[ListedVariant]) -> None:
@@ -194,31 +256,64 @@ def _warn_unsized(out: Out, variants: Iterable[ListedVariant]) -> None:
         out.warn(f"no estimate for {', '.join(group[:3])}{more}: {reason}")
 
 
-def _legend(result: ListResult) -> Text:
-    parts = [
-        "sizes: SI GB; VRAM@ctx columns: the card's own figures in GiB (what cards mean by 'GB'),"
-        " * = derived from a rule in the card's prose.",
-        "(card) = from the model card, (hub) = real bytes on the Hub, (name) = what the name says,"
-        " (est) = quantpick's estimate, (config) = from config.json.",
-        "★ = recommended by the card.",
-    ]
+_PROVENANCE = {
+    "card-fit": "card-fit = fitted from the card's other contexts",
+    "formula": "formula = weights + KV cache + runtime",
+}
+
+_TAG_MEANING = {
+    "card": "(card) = from the model card",
+    "hub": "(hub) = real bytes on the Hub",
+    "name": "(name) = what the name says",
+    "est": "(est) = quantpick's estimate",
+    "config": "(config) = from config.json",
+}
+
+
+def _legend(result: ListResult, shown: list[tables.Column], *, dropped: int) -> Text:
+    """Only what the table on screen uses: a legend for columns that are not there is noise."""
+    text = " ".join([c.header for c in shown] + [str(cell) for c in shown for cell in c.cells])
+    headers = [c.header for c in shown]
+    parts = ["sizes: SI GB."] if any(h.startswith("size") for h in headers) else []
+    if any(h.startswith("VRAM@") for h in headers):
+        derived = " * = derived from a rule in the card's prose." if "*" in text else ""
+        parts.append("VRAM@ctx: the card's own figures in GiB (what cards mean by 'GB')." + derived)
+    tags = [meaning for tag, meaning in _TAG_MEANING.items() if f"({tag})" in text]
+    if tags:
+        parts.append(", ".join(tags) + ".")
+    if "★" in text:
+        parts.append("★ = recommended by the card.")
     if result.budget is not None:
         b = result.budget
-        parts.append(
-            f"estimates at {ctx(b.context_tokens)} context, {b.cache_mode.value} cache, "
-            f"llama.cpp flash attention {'off' if b.flash_attn is False else 'on'}, "
-            f"budget {gib(b.usable_bytes)} usable ({gib(sum(b.gpu_vram_bytes))} - reserve); "
-            "provenance: card = the card's own figure, card-fit = fitted from its other "
-            "contexts, formula = weights + KV cache + runtime."
+        # flash attention is a llama.cpp setting: said only where a llama.cpp estimate is shown
+        llama = b.runtime is Runtime.LLAMACPP or any(
+            v.format in (Format.GGUF, Format.GGML)
+            or (v.estimate is not None and v.estimate.runtime is Runtime.LLAMACPP)
+            for v in result.variants
         )
-    if result.shape_origin:
+        fa = (
+            f"llama.cpp flash attention {'off' if b.flash_attn is False else 'on'}, "
+            if llama
+            else ""
+        )
+        parts.append(
+            f"estimates at {ctx(b.context_tokens)} context, {b.cache_mode.value} cache, {fa}"
+            f"budget {gib(b.usable_bytes)} usable ({gib(sum(b.gpu_vram_bytes))} - reserve)"
+            + "".join(f"; {m}" for p, m in _PROVENANCE.items() if f"({p})" in text)
+            + "."
+        )
+    if result.shape_origin and result.budget is not None:
         parts.append(f"model shape from {result.shape_origin}.")
+    if dropped:
+        parts.append(f"{dropped} more columns with --wide or --json.")
     return Text(" ".join(parts), style="dim")
 
 
 def render_pick(out: Out, result: PickResult) -> None:
     """The name alone on stdout (for `BRANCH=$(quantpick pick ...)`); why, on stderr."""
-    if result.pick is not None:
+    if out.mode == "json":
+        out.json(result)
+    elif result.pick is not None:
         out.line(result.pick.name)
     for reason in result.reasons:
         out.info(reason)
@@ -232,75 +327,111 @@ def render_pick(out: Out, result: PickResult) -> None:
 
 
 def render_fetch(out: Out, result: FetchResult) -> None:
-    for reason in result.reasons:
-        out.info(reason)
+    """The reasons were printed before the first byte (commands/fetch.py); here, the outcome."""
+    if out.mode == "json":
+        out.json(result)
+        return
+    if out.mode == "quiet":
+        if not result.dry_run:
+            out.line(result.local_dir)
+        return
     if result.dry_run:
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("file", "size (hub)", "state, backend"):
-            table.add_column(col, overflow="fold")
-        for f in result.files:
-            table.add_row(f.path, gb(f.size_bytes), f.status)
-        out.stdout.print(table)
+        _print_table(
+            out,
+            [
+                tables.Column("file", [f.path for f in result.files], name=True),
+                tables.Column("size (hub)", [gb(f.size_bytes) for f in result.files], 80),
+                tables.Column("state", [f.status.value for f in result.files], 70),
+                tables.Column("backend", [f.backend or "-" for f in result.files], 40),
+            ],
+        )
         out.stdout.print(
             f"{result.repo}@{result.revision} ({result.commit_sha[:12]}) -> {result.local_dir}: "
-            f"{gb(result.missing_bytes)} to transfer"
+            f"{gb(result.missing_bytes)} to transfer",
+            soft_wrap=True,
         )
         return
-    hashed = sum(f.status == "verified" for f in result.files)
-    unverified = sum(f.status == "unverified" for f in result.files)
+    hashed = sum(f.status is FileStatus.VERIFIED for f in result.files)
+    unverified = sum(f.status is FileStatus.UNVERIFIED for f in result.files)
     trusted = len(result.files) - hashed - unverified
     checked = f"{hashed} hashed and verified"
     if trusted:
         checked += f", {trusted} unchanged since their last check (--verify re-hashes them)"
     if unverified:
         checked += f", {unverified} UNVERIFIED (the Hub gave no hash)"
+    resumed = (
+        f" (resumed: {gb(result.resumed_bytes)} were already here)" if result.resumed_bytes else ""
+    )
+    noun = "file" if len(result.files) == 1 else "files"
     out.info(
         f"{result.repo}@{result.revision} ({result.commit_sha[:12]}): "
-        f"{len(result.files)} files, {gb(result.transferred_bytes)} transferred, {checked}"
+        f"{len(result.files)} {noun}, {gb(result.transferred_bytes)} transferred{resumed}, "
+        + checked
     )
     out.line(result.local_dir)
 
 
 def render_verify(out: Out, result: VerifyResult) -> None:
+    if out.mode == "json":
+        out.json(result)
+        return
     for f in result.files:
-        if f.status != "ok":
-            out.stderr.print(Text(f"{f.status}: {f.path}", style="red"))
-    if result.ok:
-        out.line(f"ok: {len(result.files)} files verified (sha256 and size) in {result.local_dir}")
+        if f.status is not FileStatus.OK:
+            out.stderr.print(Text(f"{f.status.value}: {f.path}", style="red"))
+    if result.ok and out.mode == "human":
+        noun = "file" if len(result.files) == 1 else "files"
+        out.line(f"ok: {len(result.files)} {noun} verified (sha256 and size) in {result.local_dir}")
 
 
 def render_search(out: Out, result: SearchResult) -> None:
+    if out.mode == "json":
+        out.json(result)
+    elif out.mode == "quiet":
+        for hit in result.hits:
+            out.line(f"{hit.repo}\t{hit.variant.name}")
+    else:
+        _search_human(out, result)
+    for s in result.skipped:
+        out.warn(f"skipped {s.repo}: {s.reason}")
+
+
+def _search_human(out: Out, result: SearchResult) -> None:
     b = result.budget
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("#", "repo", "variant", "format", "runtime", "estimate", "fits", "margin"):
-        table.add_column(col, overflow="fold")
-    for hit in result.hits:
-        v, e = hit.variant, hit.variant.estimate
-        if e is None:
-            continue
-        margin = f"{(e.margin_bytes or 0) / GIB:+.1f} GiB" if e.margin_bytes is not None else "-"
-        table.add_row(
-            str(hit.rank),
-            hit.repo,
-            _name(v),
-            v.format.value,
-            e.runtime.value if e.runtime else "-",
-            f"{gib(e.vram_bytes)} ({e.provenance})",
-            _fits_cell(e),
-            margin,
-        )
-    out.stdout.print(Text(f"quants of {result.base_model}", style="bold"))
-    out.stdout.print(table)
+    hits = [h for h in result.hits if h.variant.estimate is not None]
+    ests = [h.variant.estimate for h in hits]
+    margins = [
+        f"{(e.margin_bytes or 0) / GIB:+.1f} GiB" if e and e.margin_bytes is not None else "-"
+        for e in ests
+    ]
+    columns = [
+        tables.Column("#", [str(h.rank) for h in hits], 10, justify="right"),
+        tables.Column("repo", [h.repo for h in hits], name=True),
+        tables.Column("variant", [_name(h.variant) for h in hits], name=True),
+        tables.Column("format", [h.variant.format.value for h in hits], 30),
+        tables.Column("runtime", [e.runtime.value if e and e.runtime else "-" for e in ests], 20),
+        tables.Column(
+            "estimate", [f"{gib(e.vram_bytes)} ({e.provenance})" if e else "-" for e in ests], 85
+        ),
+        tables.Column(
+            "fits",
+            [_fits_cell(e) if e else Text("no", style="red") for e in ests],
+            90,
+        ),
+        tables.Column("margin", margins, 50, justify="right"),
+    ]
+    out.stdout.print(Text(f"quants of {result.base_model}", style="bold"), soft_wrap=True)
+    shown = _print_table(out, columns)
+    dropped = len(columns) - len(shown)
+    more = f" {dropped} more columns with --wide or --json." if dropped else ""
     out.stdout.print(
         Text(
             f"{len(result.repos)} repos; estimates at {ctx(b.context_tokens)} context, "
-            f"{b.cache_mode.value} cache, {gib(b.usable_bytes)} usable; provenance: card / "
-            "card-fit / formula (see `quantpick list --help`).",
+            f"{b.cache_mode.value} cache, {gib(b.usable_bytes)} usable; card = the card's own "
+            "figure, card-fit = fitted from its other contexts, formula = weights + KV cache + "
+            f"runtime.{more}",
             style="dim",
         )
     )
-    for s in result.skipped:
-        out.warn(f"skipped {s.repo}: {s.reason}")
 
 
 def _age(seconds: float) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from quantpick.commands.results import (
     Envelope,
+    ErrorResult,
     FetchResult,
     ListResult,
     PickResult,
@@ -25,6 +26,7 @@ ENVELOPES: dict[str, type[Envelope]] = {
     "fetch": FetchResult,
     "verify": VerifyResult,
     "search": SearchResult,
+    "error": ErrorResult,
 }
 
 

@@ -23,16 +23,92 @@ MAX_CONTEXT_TOKENS = 1 << 24
 MAX_VRAM = 64 << 40
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+# what a user pastes from a browser: huggingface.co/OWNER/NAME[/tree/REV | /blob/REV/FILE]
+_HUB_HOSTS = ("huggingface.co", "hf.co", "www.huggingface.co")
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """A repo as typed or pasted, normalised: the repo, a ref (branch or sha), a file."""
+
+    repo: str
+    ref: str | None = None
+    file: str | None = None
+
+    @property
+    def sha(self) -> str | None:
+        return self.ref if self.ref and _SHA.match(self.ref) else None
+
+    @property
+    def branch(self) -> str | None:
+        return None if self.sha else self.ref
+
+
+def parse_spec(spec: str) -> RepoSpec:
+    """OWNER/NAME, OWNER/NAME:BRANCH, OWNER/NAME@REV, hf://OWNER/NAME@REV, or a Hub URL."""
+    from urllib.parse import unquote, urlsplit
+
+    text = spec.strip()
+    forms = (
+        "write it as OWNER/NAME, OWNER/NAME:BRANCH, OWNER/NAME@REV, hf://OWNER/NAME@REV "
+        "or https://huggingface.co/OWNER/NAME[/tree/BRANCH]"
+    )
+    low = text.lower()
+    if low.startswith("hf://"):
+        text = text[5:].removeprefix("models/")
+        if text.startswith(("datasets/", "spaces/")):
+            raise UsageError(f"{spec!r} is not a model repo", forms)
+    elif low.startswith(("http://", "https://")) or low.startswith(
+        tuple(h + "/" for h in _HUB_HOSTS)
+    ):
+        url = urlsplit(text if "://" in text else "https://" + text)
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        if parts[:1] in (["datasets"], ["spaces"]):
+            raise UsageError(f"{spec!r} is not a model repo", forms)
+        if len(parts) < 2:
+            raise UsageError(f"not a repo URL: {spec!r}", forms)
+        if len(parts) >= 4 and parts[2] in ("tree", "blob", "resolve"):
+            file = "/".join(parts[4:]) if parts[2] != "tree" and len(parts) > 4 else None
+            return _checked(RepoSpec(f"{parts[0]}/{parts[1]}", parts[3], file), spec, forms)
+        if len(parts) > 2:
+            raise UsageError(f"not a repo URL: {spec!r}", forms)
+        # hf.co/OWNER/NAME:BRANCH and …/NAME@REV, as typed without the scheme
+        text = f"{parts[0]}/{parts[1]}"
+    repo, at, rev = text.partition("@")
+    if at:
+        if not rev:
+            raise UsageError(f"empty revision in {spec!r}", "write OWNER/NAME@REV")
+        return _checked(RepoSpec(repo, rev), spec, forms)
+    repo, sep, branch = text.partition(":")
+    if sep and not branch:
+        raise UsageError(f"empty branch in {spec!r}", "write OWNER/NAME:BRANCH")
+    return _checked(RepoSpec(repo, branch or None), spec, forms)
+
+
+def _checked(parsed: RepoSpec, spec: str, forms: str) -> RepoSpec:
+    if not _REPO_ID.match(parsed.repo) or ".." in parsed.repo:
+        raise UsageError(f"not a repo id: {spec!r}", forms)
+    return parsed
 
 
 def split_repo(spec: str) -> tuple[str, str | None]:
-    """OWNER/NAME[:BRANCH] -> (repo, branch)."""
-    repo, sep, branch = spec.partition(":")
-    if not _REPO_ID.match(repo) or ".." in repo:
-        raise UsageError(f"not a repo id: {spec!r}", "write it as OWNER/NAME or OWNER/NAME:BRANCH")
-    if sep and not branch:
-        raise UsageError(f"empty branch in {spec!r}", "write OWNER/NAME:BRANCH")
-    return repo, branch or None
+    """Any accepted form -> (repo, branch or sha)."""
+    parsed = parse_spec(spec)
+    return parsed.repo, parsed.ref
+
+
+def check_endpoint(endpoint: str) -> str:
+    """A usage error at once, not a network error after retries."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise UsageError(
+            f"--endpoint / HF_ENDPOINT {endpoint!r} is not a URL",
+            "give the Hub's or a mirror's address, e.g. https://huggingface.co",
+        )
+    return endpoint.rstrip("/")
 
 
 def local_dir_arg(text: str | None) -> Path | None:
@@ -83,6 +159,7 @@ class HubArgs:
             resolve_token,
         )
 
+        check_endpoint(self.endpoint or DEFAULT_ENDPOINT)
         offline = self.offline or is_offline_env()
         if needs_network and offline:
             raise NetworkError(
@@ -105,7 +182,7 @@ class HubArgs:
             http_log.setLevel(logging.INFO)
         return Hub(
             HubSettings(
-                endpoint=(self.endpoint or DEFAULT_ENDPOINT).rstrip("/"),
+                endpoint=check_endpoint(self.endpoint or DEFAULT_ENDPOINT),
                 token=token,
                 cache_dir=self.cache_dir or default_cache_dir(),
                 offline=offline,
@@ -131,7 +208,7 @@ class BudgetArgs:
         if not self.vram:
             raise UsageError("--vram is required here", f"accepted forms: {units.VRAM_FORMS}")
         parsed = units.parse_vram(self.vram)
-        source: Literal["user", "nvml", "nvidia-smi"] = "user"
+        source: Literal["user", "nvml", "nvidia-smi", "rocm-smi", "sysctl"] = "user"
         if parsed == "auto":
             from quantpick.estimate.gpu import detect_vram_with_source
 
@@ -184,7 +261,7 @@ class BudgetArgs:
             flag
             for flag, used in (
                 ("--ctx", ctx is not None),
-                ("--cache", cache.lower() != "fp16"),
+                ("--kv-cache", cache.lower() != "fp16"),
                 ("--runtime", runtime is not None),
                 ("--reserve", reserve != default_reserve),
                 ("--flash-attn", flash_attn is not None),

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from quantpick.commands.args import BudgetArgs, HubArgs, split_repo
-from quantpick.commands.results import ListResult, card_info, listed
+from quantpick.commands.args import BudgetArgs, HubArgs, parse_spec
+from quantpick.commands.results import ListResult, card_info, chosen, listed
 from quantpick.errors import UsageError
 from quantpick.hub.inventory import Inventory, from_card_file, require_variants
 from quantpick.records import Budget, HubStatus, Variant
@@ -36,12 +36,23 @@ def load(
         return inv, None
     if repo is None:
         raise UsageError("no repo given", "quantpick list OWNER/NAME, or --card README.md")
-    repo_id, branch = split_repo(repo)
+    spec = parse_spec(repo)
+    if spec.sha and revision is None:
+        revision = spec.sha
+    from quantpick.errors import CardError
     from quantpick.hub.inventory import from_hub
 
-    inv = from_hub(hub_args.connect(), repo_id, revision, config)
-    require_variants(inv)
-    return inv, branch
+    inv = from_hub(hub_args.connect(), spec.repo, revision, config)
+    try:
+        require_variants(inv)
+    except CardError as err:
+        # a base model has no variants of its own: its quants live in other repos
+        raise CardError(
+            err.message,
+            f"if {spec.repo} is a base model, `quantpick search {spec.repo} --vram V --ctx C` "
+            "finds its quantized repos",
+        ) from None
+    return inv, spec.branch
 
 
 def recommend_for(inv: Inventory, budget: Budget) -> Recommendation:
@@ -70,14 +81,19 @@ def list_variants(
         if not variants:
             from quantpick.errors import RevisionNotFoundError
 
-            raise RevisionNotFoundError(f"{inv.repo} has no variant {branch!r}")
+            names = ", ".join(v.name for v in inv.variants[:12])
+            raise RevisionNotFoundError(
+                f"{inv.repo} has no variant {branch!r}", f"{inv.repo} has: {names}"
+            )
     budget = budget_args.budget() if budget_args else None
     pick_name: str | None = None
+    picked: Variant | None = None
     entries = tuple(listed(v) for v in variants)
     if budget is not None:
         rec = recommend_for(inv.model_copy(update={"variants": variants}), budget)
         by_name = {c.variant.name: c for c in rec.candidates}
-        pick_name = rec.pick.variant.name if rec.pick else None
+        picked = rec.pick.variant if rec.pick else None
+        pick_name = picked.name if picked else None
         entries = tuple(
             listed(v, by_name.get(v.name), budget, picked=v.name == pick_name) for v in variants
         )
@@ -93,6 +109,7 @@ def list_variants(
         shape_origin=inv.shape_origin,
         budget=budget,
         pick=pick_name,
+        chosen=chosen(inv.repo, picked),
         variants=entries,
         warnings=inv.warnings,
     )

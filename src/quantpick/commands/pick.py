@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from quantpick.commands.args import BudgetArgs, HubArgs
 from quantpick.commands.listing import load, recommend_for
-from quantpick.commands.results import PickResult, listed
+from quantpick.commands.results import PickResult, chosen, listed
 from quantpick.errors import CannotSizeError, NothingFitsError, UsageError
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def pick_result(inv: Inventory, rec: Recommendation) -> PickResult:
         repo=inv.repo,
         budget=b,
         pick=listed(rec.pick.variant, rec.pick, b, picked=True) if rec.pick else None,
+        chosen=chosen(inv.repo, rec.pick.variant if rec.pick else None),
         runner_up=listed(rec.runner_up.variant, rec.runner_up, b) if rec.runner_up else None,
         reasons=rec.reasons,
         candidates=tuple(listed(c.variant, c, b) for c in rec.candidates),
@@ -83,7 +84,7 @@ def exit_if_nothing_fits(result: PickResult, out: Reporter | None) -> None:
     raise NothingFitsError(
         f"nothing fits: the smallest, {name}, needs {format_gib(need)}, "
         f"{format_gib(need - usable)} more than the {format_gib(usable)} usable",
-        "try a shorter --ctx, a quantized --cache (q8, q4), or more --vram"
+        "try a shorter --ctx, a quantized --kv-cache (q8, q4), or more --vram"
         + (
             "; --ram GiB lets a GGUF run partly on the CPU (Partial GPU)"
             if any(c.estimate is not None and c.estimate.partial for c in result.candidates)

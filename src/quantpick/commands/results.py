@@ -5,6 +5,7 @@ A change that removes or renames a field bumps the `@N` in `schema`; adding a fi
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -14,11 +15,13 @@ from quantpick.records import (
     Budget,
     CacheMode,
     Candidate,
+    Format,
     ModelCard,
     Provenance,
     Record,
     Runtime,
     Variant,
+    VariantKind,
 )
 
 
@@ -55,6 +58,19 @@ class ListedVariant(Variant):
     picked: bool = False
 
 
+class Chosen(Record):
+    """The variant a command chose (or was told to take): the same field in every envelope."""
+
+    repo: str | None
+    name: str
+    kind: VariantKind
+    format: Format
+
+
+def chosen(repo: str | None, v: Variant | None) -> Chosen | None:
+    return None if v is None else Chosen(repo=repo, name=v.name, kind=v.kind, format=v.format)
+
+
 class CardInfo(Record):
     base_models: tuple[str, ...]
     vram_context_tokens: int | None
@@ -73,8 +89,18 @@ class ListResult(Envelope):
     shape_origin: str | None
     budget: Budget | None = None
     pick: str | None = None
+    # the picked variant, the same field in every envelope
+    chosen: Chosen | None = None
     variants: tuple[ListedVariant, ...]
     warnings: tuple[str, ...] = ()
+
+
+class ErrorInfo(Record):
+    exit_code: int
+    # the error's class of failure, e.g. "not_found", "nothing_fits"
+    kind: str
+    message: str
+    hint: str
 
 
 class PickResult(Envelope):
@@ -82,27 +108,54 @@ class PickResult(Envelope):
     repo: str | None
     budget: Budget
     pick: ListedVariant | None
+    chosen: Chosen | None = None
     runner_up: ListedVariant | None
     reasons: tuple[str, ...]
     candidates: tuple[ListedVariant, ...]
+    # nothing fits (exit 4): the error, in the one document a script reads
+    error: ErrorInfo | None = None
+
+
+class FileStatus(StrEnum):
+    # fetch: hashed by this run and in place
+    VERIFIED = "verified"
+    # fetch: hashed by an earlier run, trusted because its size and mtime have not changed since
+    UNCHANGED = "unchanged since checked"
+    # fetch --dry-run: what is on disk before the run; fetch: "unverified" = the Hub gave no hash
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    UNVERIFIED = "unverified"
+    MISSING = "missing"
+    # verify
+    OK = "ok"
+    WRONG_SIZE = "wrong size"
+    WRONG_SHA256 = "wrong sha256"
 
 
 class FileOut(Record):
     path: str
     size_bytes: int
     sha256: str | None = None
-    status: str
+    status: FileStatus
+    # fetch --dry-run: the engine that will move it (ranged, hf_transfer, hub)
+    backend: str | None = None
 
 
 class FetchResult(Envelope):
-    schema_: Literal["quantpick/fetch@1"] = Field("quantpick/fetch@1", alias="schema")
+    schema_: Literal["quantpick/fetch@2"] = Field("quantpick/fetch@2", alias="schema")
     repo: str
     variant: str
+    chosen: Chosen
+    format: Format
+    # the pick's estimate, or the named variant's when --vram was given; None otherwise
+    estimate: EstimateOut | None = None
     revision: str
     commit_sha: str
     local_dir: str
     dry_run: bool
     transferred_bytes: int
+    # bytes of partly downloaded files an earlier, interrupted run left: this run resumed them
+    resumed_bytes: int = 0
     # with --dry-run: what a real run would still transfer
     missing_bytes: int = 0
     files: tuple[FileOut, ...]
@@ -116,6 +169,8 @@ class VerifyResult(Envelope):
     # why nothing could be checked (no manifest, unreadable manifest)
     problem: str | None = None
     files: tuple[FileOut, ...]
+    # a failed check: the error, in the one document a script reads
+    error: ErrorInfo | None = None
 
 
 class Hit(Record):
@@ -135,7 +190,17 @@ class SearchResult(Envelope):
     budget: Budget
     repos: tuple[str, ...]
     hits: tuple[Hit, ...]
+    # the best variant that fits, across every repo (`fetch --search` takes it)
+    chosen: Chosen | None = None
     skipped: tuple[Skipped, ...] = ()
+
+
+class ErrorResult(Envelope):
+    """What every command prints on stdout with --json when it fails (besides the stderr lines)."""
+
+    schema_: Literal["quantpick/error@1"] = Field("quantpick/error@1", alias="schema")
+    command: str
+    error: ErrorInfo
 
 
 def card_info(card: ModelCard) -> CardInfo:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from quantpick.commands.results import Hit, ListedVariant, SearchResult, Skipped, listed
-from quantpick.errors import QuantpickError, UsageError
+from quantpick.commands.results import Hit, ListedVariant, SearchResult, Skipped, chosen, listed
+from quantpick.errors import NotFoundError, QuantpickError, UsageError
 from quantpick.records import Budget, Format
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def search(
     wanted = parse_formats(formats)
     budget = budget_args.budget()
     hub = hub_args.connect(needs_network=True)
+    _refuse_quantized(hub, base)
     repos = hub.search_models(base, limit=limit)
     with ThreadPoolExecutor(max_workers=REPO_WORKERS) as pool:
         loaded = list(pool.map(lambda r: _load(hub, r), repos))
@@ -68,12 +69,45 @@ def search(
             continue
         hits.extend(_ranked(repo, inv, budget, wanted))
     hits.sort(key=lambda h: h[0], reverse=True)
+    if not hits:
+        raise _nothing_found(hub, base, repos, skipped)
+    best = next(((r, v) for key, r, v in hits if key[0]), None)
     return SearchResult(
         base_model=base,
         budget=budget,
         repos=tuple(repos),
         hits=tuple(Hit(rank=i + 1, repo=r, variant=v) for i, (_, r, v) in enumerate(hits)),
+        chosen=chosen(best[0], best[1]) if best else None,
         skipped=tuple(skipped),
+    )
+
+
+def _refuse_quantized(hub: Hub, base: str) -> None:
+    """A quantized repo given as the base: its own variants are what the user is after."""
+    itself = _load(hub, base)
+    if isinstance(itself, str):
+        return
+    quantized = [v for v in itself.variants if v.format is not Format.OTHER]
+    if quantized:
+        raise NotFoundError(
+            f"{base} is itself a quantized repo ({len(quantized)} variants), not a base model",
+            f"run `quantpick list {base} --vram V --ctx C` to choose among its variants",
+        )
+
+
+def _nothing_found(hub: Hub, base: str, repos: list[str], skipped: list[Skipped]) -> NotFoundError:
+    """An empty search is an answer to act on: why, and what to try (exit 5, not 0)."""
+    if repos:
+        why = "; ".join(f"{s.repo}: {s.reason}" for s in skipped[:3])
+        return NotFoundError(
+            f"{len(repos)} repos of {base} found, none with a variant quantpick can read"
+            + (f" ({why})" if why else ""),
+            "try --quant-format with fewer formats, or `quantpick list REPO` on one of them",
+        )
+    return NotFoundError(
+        f"no quantized repos of {base} found",
+        f"check the base model's id (OWNER/NAME, as on its model page); search looks for "
+        f"base_model:quantized:{base} and names like {base.split('/')[-1]}",
     )
 
 

@@ -2,7 +2,7 @@
 
 Public API, as commands/fetch.py calls it::
 
-    default_local_dir(repo, variant_name) -> Path          # ./<repo-name>-<variant>, pure
+    default_local_dir(repo, variant_name, models_root=None) -> Path  # ./OWNER__NAME-VARIANT, pure
     plan_fetch(hub, repo, variant, revision=None, local_dir=None, backend=Backend.AUTO,
                *, small_file_bytes=16 MiB, recheck=False) -> FetchPlan
         # files, sizes, sha256, backend and local state per file, bytes still missing.
@@ -84,7 +84,7 @@ from quantpick.errors import (
 )
 from quantpick.hub.client import Hub
 from quantpick.records import Estimate, Record
-from quantpick.units import format_gib
+from quantpick.units import format_size
 
 LOCK_NAME = "lock"
 
@@ -349,8 +349,8 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
     free = shutil.disk_usage(ctx.plan.local_dir).free
     if need > free:
         raise DiskSpaceError(
-            f"{ctx.plan.repo} needs {format_gib(need, digits=2)} more, "
-            f"but {ctx.plan.local_dir} has {format_gib(free, digits=2)} free"
+            f"{ctx.plan.repo} needs {format_size(need)} more, "
+            f"but {ctx.plan.local_dir} has {format_size(free)} free"
         )
     return {first.path: source}
 

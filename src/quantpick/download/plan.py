@@ -128,13 +128,23 @@ class FetchPlan(Record):
 # -- pure selection -------------------------------------------------------------------------------
 
 
-def default_local_dir(repo: str, variant_name: str) -> Path:
-    """./<repo-name>-<variant>, with anything that is not a plain file-name character replaced."""
-    name = repo.rstrip("/").rpartition("/")[2]
+def _component(text: str) -> str:
+    """One safe file-name component: anything but plain file-name characters replaced."""
+    return re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).lstrip(".-")[:200] or "model"
+
+
+def default_local_dir(repo: str, variant_name: str, models_root: Path | None = None) -> Path:
+    """./OWNER__NAME-VARIANT, or MODELS_ROOT/OWNER/NAME/VARIANT under a models root.
+
+    The owner is part of the name: two owners' repos of one name must not share a directory.
+    """
+    owner, _, name = repo.strip("/").rpartition("/")
     variant = re.sub(r"\.gguf$", "", variant_name, flags=re.IGNORECASE)
-    text = f"{name}-{variant}" if variant and variant != name else name
-    text = re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).lstrip(".-") or "model"
-    return Path(text[:200])
+    if models_root is not None:
+        return models_root / _component(owner) / _component(name) / _component(variant or name)
+    text = f"{owner}__{name}" if owner else name
+    text = f"{text}-{variant}" if variant and variant != name else text
+    return Path(_component(text))
 
 
 def default_revision(variant: Variant) -> str:

@@ -35,8 +35,11 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
 from huggingface_hub.utils._http import hf_request_event_hook
+from huggingface_hub.utils.tqdm import disable_progress_bars
 from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
+from quantpick.card.links import repo_format
+from quantpick.card.names import describe
 from quantpick.errors import (
     AuthError,
     DiskSpaceError,
@@ -50,6 +53,7 @@ from quantpick.errors import (
     RevisionNotFoundError as QpRevisionNotFoundError,
 )
 from quantpick.hub.lookup_cache import LookupCache, cache_leaf
+from quantpick.hub.quant_config import read_quant_config
 from quantpick.hub.settings import HubSettings, redact
 from quantpick.hub.xet import XetLimits, configure_xet, raised_by_hf_xet, xet_errors
 from quantpick.records import BranchListing, RemoteFile, RepoListing
@@ -65,7 +69,7 @@ class Hub:
 
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
-        self._cache = LookupCache(settings.cache_dir)
+        self._cache = LookupCache(settings.lookup_dir)
         # what this Hub could not do and how quantpick made do (a partial mirror), for the user
         self.warnings: list[str] = []
         self._warn_lock = threading.Lock()
@@ -74,6 +78,9 @@ class Hub:
             # one-line stderr contract; quantpick reports those conditions itself
             hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
             warnings.filterwarnings("ignore", module=r"huggingface_hub(\.|$)")
+        # one progress display, quantpick's: huggingface_hub's tqdm bars (cold look-ups, small
+        # files) would mix a second and third style into it, and ignore --quiet
+        disable_progress_bars()
         _use_timeouts(settings.timeout_s)
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
@@ -112,11 +119,16 @@ class Hub:
                 f"repository {repo} not found, or this token has no access to it"
             ) from None
         except RevisionNotFoundError:
-            raise QpRevisionNotFoundError(f"revision {revision!r} not found in {repo}") from None
+            raise QpRevisionNotFoundError(
+                f"revision {revision!r} not found in {repo}", self._branches_hint(repo)
+            ) from None
         except HfEntryNotFoundError as exc:
             if isinstance(exc, LocalEntryNotFoundError):
                 raise NetworkError(f"could not reach {self.settings.endpoint} for {repo}") from None
-            raise EntryNotFoundError(f"{path or 'file'} not found in {repo}") from None
+            raise EntryNotFoundError(
+                f"{path or 'file'} not found in {repo}",
+                f"run `quantpick list {repo}` to see the files that exist",
+            ) from None
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             if status in (401, 403, 404, 410) and self._from_cdn(exc):
@@ -158,6 +170,12 @@ class Hub:
         except (AttributeError, RuntimeError):
             return False
         return bool(host) and host != httpx.URL(self.settings.endpoint).host
+
+    def _branches_hint(self, repo: str) -> str:
+        try:
+            return branches_hint(repo, self.branches(repo))
+        except QuantpickError:
+            return branches_hint(repo, {})
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         for attempt in range(RETRIES):
@@ -301,7 +319,9 @@ class Hub:
         names = [n for n in heads if only is None or n in only]
         missing = [n for n in only or [] if n not in heads]
         if missing:
-            raise QpRevisionNotFoundError(f"branch {missing[0]!r} not found in {repo}")
+            raise QpRevisionNotFoundError(
+                f"branch {missing[0]!r} not found in {repo}", branches_hint(repo, heads)
+            )
         workers = max(1, min(self.settings.max_workers, len(names)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             trees = list(pool.map(lambda n: self.files(repo, heads[n]), names))
@@ -361,6 +381,33 @@ class Hub:
             f"{quote(revision, safe='')}/{quote(path)}"
         )
 
+    def read_range(self, repo: str, revision: str, path: str, start: int, end: int) -> bytes:
+        """Bytes start..end (inclusive) of a file. The resolve URL redirects large files to a CDN
+        or the Xet bridge, both of which serve Range; httpx drops the token on a cross-host hop."""
+        headers = {**self.auth_headers(), "range": f"bytes={start}-{end}"}
+
+        def get() -> bytes:
+            r = httpx.get(
+                self.resolve_url(repo, revision, path),
+                headers=headers,
+                follow_redirects=True,
+                timeout=30.0,
+            )
+            if r.status_code not in (200, 206):
+                raise NetworkError(f"HTTP {r.status_code} reading {path} of {repo}")
+            body = r.content
+            # a server that ignores Range sends the whole file: keep only what was asked
+            return body[: end - start + 1] if r.status_code == 206 else body[start : end + 1]
+
+        with self._mapped(repo, revision, path):
+            return self._retrying(get)
+
+    def cached_text(self, repo: str, leaf: str) -> str | None:
+        return self._cache.read_text(repo, leaf)
+
+    def cache_text(self, repo: str, leaf: str, text: str) -> None:
+        self._cache.write_text(repo, leaf, text)
+
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
 
@@ -406,22 +453,49 @@ class Hub:
     def search_models(
         self, base_model: str, search: str | None = None, limit: int = 50
     ) -> list[str]:
-        """Quantized repos of a base model: the Hub's base_model filter, then a name search."""
+        """Quantized repos of a base model: the Hub's `quantized` relation, then repos filed as
+        finetunes (branch-only exl2 repos often are) and a name search, each of those kept only
+        when its name states a quant or its config.json has a quantization_config."""
         found: list[str] = []
         with self._mapped(base_model):
             # quantizers often drop the version suffix: Mixtral-8x7B-Instruct-v0.1 -> ...-Instruct
             stem = re.sub(r"[-_.]v\d+(\.\d+)*$", "", base_model.split("/")[-1], flags=re.I)
-            for kwargs in (
-                {"filter": f"base_model:quantized:{base_model}"},
-                {"search": search or stem},
+            for checked, kwargs in (
+                (False, {"filter": f"base_model:quantized:{base_model}"}),
+                (True, {"filter": f"base_model:finetune:{base_model}"}),
+                (True, {"search": search or stem}),
             ):
                 models = self._retrying(
                     lambda kw=kwargs: list(  # type: ignore[misc]
                         self._api.list_models(limit=limit, token=self._token_arg, **kw)
                     )
                 )
-                found.extend(m.id for m in models if m.id not in found and m.id != base_model)
+                for m in models:
+                    if m.id in found or m.id == base_model or len(found) >= limit:
+                        continue
+                    if checked and not self._is_quant_repo(m.id):
+                        continue
+                    found.append(m.id)
         return found[:limit]
+
+    def _is_quant_repo(self, repo: str) -> bool:
+        name = repo.split("/")[-1]
+        if repo_format(repo) is not None or describe(name).bits is not None:
+            return True
+        try:
+            config = self.config(repo)
+        except QuantpickError:
+            return False
+        return config is not None and read_quant_config(config) is not None
+
+
+def branches_hint(repo: str, heads: dict[str, str]) -> str:
+    """Which branches exist, so a typo is one look away from its fix."""
+    names = sorted(heads)
+    if not names:
+        return f"run `quantpick list {repo}` to see the branches that exist"
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    return f"{repo} has the branches {shown}"
 
 
 def _cached_blob_intact(path: Path) -> bool:
@@ -459,8 +533,12 @@ class _TimeoutTransport(httpx.HTTPTransport):
         self.timeout_s = timeout_s
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        t = self.timeout_s
-        request.extensions["timeout"] = {"connect": t, "read": t, "write": t, "pool": t}
+        # a caller's own shorter bound (huggingface_hub's HEAD timeout, a test's) still holds
+        asked = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            key: min(self.timeout_s, asked[key]) if asked.get(key) else self.timeout_s
+            for key in ("connect", "read", "write", "pool")
+        }
         return super().handle_request(request)
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from quantpick.card.parser import parse_card
 from quantpick.errors import CardError, QuantpickError, UsageError
 from quantpick.estimate.shape import shape_from_config
+from quantpick.hub.config_facts import config_facts
+from quantpick.hub.gguf_facts import gguf_facts
 from quantpick.hub.reconcile import branch_is_variant, reconcile
 from quantpick.records import (
     HubStatus,
@@ -129,6 +131,10 @@ def from_hub(
         shape, origin = load_config_file(config), f"--config {config}"
     else:
         shape, origin = _shape_from_hub(hub, card, listing, variants)
+    variants = config_facts(hub, listing, variants)
+    variants, header_shape, header_origin = gguf_facts(hub, listing, variants)
+    if shape is None and header_shape is not None:
+        shape, origin = header_shape, header_origin
     if shape is None:
         warnings.append("no config.json found: estimates use card figures only")
     warnings.extend(hub.warnings)

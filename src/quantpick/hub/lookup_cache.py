@@ -24,8 +24,8 @@ def cache_leaf(name: str, revision: str | None, ext: str) -> str:
 
 
 class LookupCache:
-    def __init__(self, cache_dir: Path) -> None:
-        self.root = cache_dir / "quantpick"
+    def __init__(self, lookup_dir: Path) -> None:
+        self.root = lookup_dir
 
     def path(self, repo: str, leaf: str) -> Path:
         if repo.count("/") != 1 or ".." in repo:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from quantpick.card.names import variants_from_names
+from quantpick.hub.matching import near_files
 from quantpick.records import (
     BranchListing,
     HubStatus,
@@ -46,7 +47,15 @@ def reconcile(card: ModelCard, listing: RepoListing) -> tuple[Variant, ...]:
     out: list[Variant] = []
     claimed_files: set[str] = set()
     claimed_branches: set[str] = set()
-    for v in card.variants:
+    tree = list(main.files) if main else []
+    # exact matches first, so a near-name rule never takes a file another row names outright
+    exact = {
+        i: _files_of(v, tree)
+        for i, v in enumerate(card.variants)
+        if v.kind is VariantKind.FILE and (v.repo is None or v.repo.lower() == own)
+    }
+    claimed_files.update(f.path for files in exact.values() for f in files)
+    for i, v in enumerate(card.variants):
         if v.kind is VariantKind.REPO:
             out.append(v)
             continue
@@ -66,7 +75,9 @@ def reconcile(card: ModelCard, listing: RepoListing) -> tuple[Variant, ...]:
             claimed_branches.add(v.name)
             out.append(_check_branch(v, branches.get(v.name)))
         else:
-            files = _files_of(v, main.files if main else ())
+            files = exact.get(i) or _files_of(v, tree)
+            if not files:
+                files = near_files(v, tree, claimed_files)
             claimed_files.update(f.path for f in files)
             out.append(_check_files(v, files))
     out.extend(_hub_only_branches(listing, claimed_branches, card))

@@ -32,11 +32,25 @@ def resolve_token(explicit: str | None) -> str | None:
     return get_token()
 
 
-def default_cache_dir() -> Path:
-    hf_home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface"
+def hf_home() -> Path:
+    return Path(
+        os.environ.get("HF_HOME")
+        or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+        )
     )
-    return Path(hf_home) / "hub"
+
+
+def default_cache_dir() -> Path:
+    """huggingface_hub's own order: HF_HUB_CACHE, then HUGGINGFACE_HUB_CACHE, then HF_HOME/hub."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    return Path(explicit) if explicit else hf_home() / "hub"
+
+
+def default_lookup_dir() -> Path:
+    """quantpick's own look-ups live beside the hub cache, never inside it: `hf cache ls` would
+    call a folder of ours there an invalid repo."""
+    return Path(os.environ.get("QUANTPICK_CACHE") or hf_home() / "quantpick")
 
 
 def is_offline_env() -> bool:
@@ -67,6 +81,7 @@ class HubSettings:
     endpoint: str = DEFAULT_ENDPOINT
     token: str | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
+    lookup_dir: Path = field(default_factory=default_lookup_dir)
     offline: bool = False
     max_workers: int = DEFAULT_MAX_WORKERS
     retry_backoff_s: float = 0.5

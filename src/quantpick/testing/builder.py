@@ -8,10 +8,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantpick.testing.gguf_files import GgufModel, gguf_bytes
 from quantpick.testing.store import DEFAULT_BRANCH, REFS_FILE, SETTINGS_FILE
 
-# bytes: the content; str: text, UTF-8; int: a sparse file of that size (cheap even at many GiB)
-Content = bytes | str | int
+# bytes: the content; str: text, UTF-8; int: a sparse file of that size (cheap even at many GiB);
+# GgufModel: a real GGUF file with that header (testing/gguf_files.py)
+Content = bytes | str | int | GgufModel
 _SAFE_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -99,6 +101,8 @@ def write_file(branch_dir: Path, rel: str, content: Content) -> Path:
             f.truncate(content)
     elif isinstance(content, str):
         target.write_text(content, encoding="utf-8")
+    elif isinstance(content, GgufModel):
+        target.write_bytes(gguf_bytes(content))
     else:
         target.write_bytes(content)
     return target
