@@ -20,6 +20,7 @@ from quantpick.cli.schema import ENVELOPES, schema_text
 from quantpick.testing.builder import make_repo
 from quantpick.testing.faults import Fault
 from quantpick.testing.server import HubServer
+from tmpfs import mounted_tmpfs
 
 SCHEMAS = REPO_ROOT / "docs" / "schema"
 EXL2 = EXAMPLES / "cards" / "demo__Mixtral-8x7B-Instruct-exl2.md"
@@ -198,19 +199,8 @@ def test_env_defaults_for_flags() -> None:
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs: a real full disk, where the test may mount one (root on Linux)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "4m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_not_enough_disk_exits_9_before_any_byte(

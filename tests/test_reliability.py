@@ -1,18 +1,22 @@
 """Integrity and safety under faults, driven through the real CLI against the loopback Hub
-(issue 16 and issue 15 item 1): what is called verified was hashed against the Hub's own hash,
-nothing is written through a link quantpick did not make, and hostile input ends in one line."""
+serving plain LFS (xet=False: the path issue 16's audit broke), for issue 16 and issue 15 item 1:
+what is called verified was hashed against the Hub's own hash, nothing is written through a link
+quantpick did not make, and hostile input ends in one line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from qp import EXAMPLES, REPO_ROOT, run_qp
 from quantpick.testing import HubProcess, make_repo
+from tmpfs import mounted_tmpfs
 
 WEIGHTS = os.urandom(2 << 20)
 CONFIG = '{"model_type": "llama", "num_hidden_layers": 2}'
@@ -38,7 +42,9 @@ def _flip_byte_keep_mtime(path: Path, offset: int = 1000) -> None:
 
 @pytest.fixture
 def repo(hub: HubProcess, hub_root: Path) -> str:
-    make_repo(hub_root, "o/m", {"main": {"config.json": CONFIG, "model.safetensors": WEIGHTS}})
+    make_repo(
+        hub_root, "o/m", {"main": {"config.json": CONFIG, "model.safetensors": WEIGHTS}}, xet=False
+    )
     return "o/m"
 
 
@@ -150,6 +156,7 @@ def test_a_link_planted_in_the_staging_dir_is_refused_before_any_byte(
         hub_root,
         "o/s",
         {"main": {"config.json": CONFIG, "sub/big.bin": WEIGHTS, "model.safetensors": WEIGHTS}},
+        xet=False,
     )
     victim = tmp_path / "victim"
     if is_dir:
@@ -199,7 +206,9 @@ TOKENIZER = '{"version": "1.0", "model": {"vocab": {"a": 0, "b": 1}}}' * 50
 
 def _mirror_repo(hub_root: Path, *modes: str) -> str:
     files = {"config.json": CONFIG, "tokenizer.json": TOKENIZER, "model.safetensors": WEIGHTS}
-    make_repo(hub_root, "o/mirror", {"main": files}, mirror=("no_tree", "no_blob_ids", *modes))
+    make_repo(
+        hub_root, "o/mirror", {"main": files}, mirror=("no_tree", "no_blob_ids", *modes), xet=False
+    )
     return "o/mirror"
 
 
@@ -330,6 +339,7 @@ def test_a_lone_surrogate_in_a_hub_file_name_is_refused_before_any_byte(
         "o/sur",
         {"4_0": {"model.safetensors": WEIGHTS, "notes.txt": "x"}},
         served_as={"\ud800evil.txt": "notes.txt"},
+        xet=False,
     )
     r = _qp(hub, tmp_path, "fetch", "o/sur:4_0", "--local-dir", "D")
     _clean(r, 8)
@@ -349,6 +359,7 @@ def test_a_deeply_nested_config_on_the_hub_is_no_traceback(
         "o/h",
         {"main": {"config.json": DEEP}, "4_0": {"model.safetensors": WEIGHTS}},
         readme=CARD,
+        xet=False,
     )
     extra = {"list": [], "pick": ["--vram", "24"], "fetch": ["--vram", "24", "--local-dir", "D"]}
     r = _qp(hub, tmp_path, command, "o/h", *extra[command])
@@ -395,6 +406,7 @@ def test_an_absurd_config_on_the_hub_costs_the_estimate_not_the_run(
         "o/h",
         {"main": {"config.json": big}, "4_0": {"model.safetensors": WEIGHTS}},
         readme=CARD,
+        xet=False,
     )
     # 16k: the card has no figure for it, so only the config could size the variant
     r = _qp(hub, tmp_path, "pick", "o/h", "--vram", "24", "--ctx", "16k")
@@ -420,3 +432,272 @@ def test_a_token_with_a_non_ascii_character_is_a_usage_error(
     _clean(r, 2)
     assert token not in r.stderr
     assert "ASCII" in r.stderr
+
+
+# -- 16.5: the codes say what happened, and the hints work ----------------------------------------
+
+MIB = 1 << 20
+
+
+def test_a_corrupted_small_file_in_the_hf_cache_is_fetched_again(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    from quantpick.testing import Fault
+
+    hub.faults.add("*/config.json", Fault(corrupt_at=5, times=1, method="GET"))
+    first = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    assert hub.faults.fired() == 1
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "D" / "config.json").read_text() == CONFIG
+    # and the cache holds the right bytes for every later run
+    again = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "E")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "E" / "config.json").read_text() == CONFIG
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("backend", ["auto", "hub"])
+def test_a_cdn_refusal_on_the_huggingface_hub_path_re_resolves(
+    hub: HubProcess, repo: str, tmp_path: Path, status: int, backend: str
+) -> None:
+    from quantpick.testing import Fault
+
+    # the 2 MiB weights are LFS (served by the CDN) and small: huggingface_hub fetches them
+    hub.faults.add("*/model.safetensors", Fault(status=status, times=1, origin="cdn"))
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--backend", backend)
+    assert hub.faults.fired() == 1
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
+
+
+def test_a_cdn_that_always_refuses_is_a_network_error_not_an_auth_error(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    from quantpick.testing import Fault
+
+    hub.faults.add("*/model.safetensors", Fault(status=403, origin="cdn"))
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--backend", "hub")
+    assert r.returncode == 7, r.stderr
+    assert "token" not in r.stderr.lower()
+
+
+def test_a_server_that_ignores_range_falls_back_to_one_stream(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from quantpick.testing import Fault
+
+    built = make_repo(hub_root, "o/big", {"main": {"model.safetensors": 40 * MIB}}, xet=False)
+    want = hashlib.sha256((built.branch_dir() / "model.safetensors").read_bytes()).hexdigest()
+    hub.faults.add("*/model.safetensors", Fault(ignore_range=1, origin="cdn"))
+    r = _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D", "--json")
+    assert r.returncode == 0, r.stderr
+    assert hub.faults.fired() >= 1
+    got = hashlib.sha256((tmp_path / "D" / "model.safetensors").read_bytes()).hexdigest()
+    assert got == want
+    assert _statuses(r.stdout)["model.safetensors"] == "verified"
+
+
+@pytest.fixture
+def tight_fs(tmp_path: Path) -> Iterator[Path]:
+    with mounted_tmpfs(tmp_path / "tight", "32m") as mnt:
+        yield mnt
+
+
+def _fill_to(fs: Path, free_bytes: int) -> None:
+    import shutil
+
+    extra = shutil.disk_usage(fs).free - free_bytes
+    with open(fs / "filler", "ab", buffering=0) as f:
+        while extra > 0:
+            n = min(extra, MIB)
+            try:
+                f.write(b"\0" * n)
+            except OSError:
+                return  # full: the fetch is writing at the same time
+            extra -= n
+
+
+def _spawn_fetch(hub: HubProcess, cwd: Path, *args: str | Path) -> subprocess.Popen[str]:
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QUANTPICK_"))},
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HOME": str(cwd / "hf"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantpick", "fetch", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def _part_blocks(target: Path) -> int:
+    return sum(p.stat().st_blocks * 512 for p in (target / ".quantpick").rglob("*.part"))
+
+
+def test_resume_on_a_tight_disk_counts_the_bytes_already_written(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path
+) -> None:
+    import signal
+    import time
+
+    from quantpick.testing import Fault
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    target = tight_fs / "m"
+    hub.faults.add("*/model.safetensors", Fault(rate_bps=4 * MIB, origin="cdn"))
+    proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", target, "--max-workers", "1")
+    deadline = time.monotonic() + 30
+    while _part_blocks(target) < 12 * MIB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert _part_blocks(target) >= 12 * MIB
+    hub.faults.clear()
+    # room for what is left (8 MiB), not for the whole file again
+    _fill_to(tight_fs, 10 * MIB)
+    r = _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", target)
+    assert r.returncode == 0, r.stderr
+    assert _qp(hub, tmp_path, "verify", target).returncode == 0
+
+
+def test_hf_transfer_on_a_full_disk_is_exit_9_at_once(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path
+) -> None:
+    import time
+
+    from quantpick.testing import Fault
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    target = tight_fs / "m"
+    hub.faults.add("*/model.safetensors", Fault(rate_bps=2 * MIB, origin="cdn", skip=1))
+    began = time.monotonic()
+    proc = _spawn_fetch(
+        hub, tmp_path, "o/big:main", "--local-dir", target, "--backend", "hf_transfer"
+    )
+    deadline = time.monotonic() + 30
+    while _part_blocks(target) < MIB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # another program takes the rest of the disk while the transfer runs
+    _fill_to(tight_fs, 0)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 9, err
+    assert err.startswith("error: ") or "\nerror: " in err
+    assert "retrying" not in err
+    assert time.monotonic() - began < 30
+
+
+# -- 16.6: cost and leftovers ---------------------------------------------------------------------
+
+
+def test_the_verified_record_is_appended_one_line_per_file_and_resumes(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from quantpick.testing import Fault
+
+    files = {f"f{i:02d}.txt": f"file {i} " * 1000 for i in range(20)}
+    make_repo(hub_root, "o/many", {"main": files}, xet=False)
+    # the second half drips: the fetch is killed with the first half recorded
+    hub.faults.add("*/f1[0-9].txt", Fault(rate_bps=1000, method="GET"))
+    target = tmp_path / "D"
+    record = target / ".quantpick" / "verified.json"
+    proc = _spawn_fetch(hub, tmp_path, "o/many:main", "--local-dir", target)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if record.exists() and record.read_text().count("\n") >= 6:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    lines = record.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert set(header) == {"commit_sha"}
+    recorded = [json.loads(line)["path"] for line in lines[1:]]
+    assert len(recorded) >= 5
+    assert all(p.startswith("f0") for p in recorded)
+    hub.faults.clear()
+    hub.requests.clear()
+    r = _qp(hub, tmp_path, "fetch", "o/many:main", "--local-dir", "D", "--json")
+    assert r.returncode == 0, r.stderr
+    statuses = _statuses(r.stdout)
+    # what the record vouches for is neither fetched nor hashed again
+    assert all(statuses[p] == "unchanged since checked" for p in recorded)
+    for p in recorded:
+        assert hub.requests.count(method="GET", path=f"*/{p}") == 0
+    assert not record.exists()
+
+
+def test_a_stale_sidecar_left_by_a_kill_after_install_is_cleaned_up(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    from quantpick.download.partial import partial_key
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    assert _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D").returncode == 0
+    # what a kill between the rename into place and the sidecar's removal leaves
+    partial = tmp_path / "D" / ".quantpick" / "partial"
+    partial.mkdir()
+    sidecar = partial / f"{partial_key('model.safetensors')}.part.json"
+    sidecar.write_text('{"v": 1, "path": "model.safetensors"}')
+    r = _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D")
+    assert r.returncode == 0, r.stderr
+    assert not sidecar.exists()
+    assert not partial.exists()
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_local_dir_is_a_usage_error(
+    hub: HubProcess, repo: str, tmp_path: Path, value: str
+) -> None:
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", value)
+    _clean(r, 2)
+    assert "--local-dir" in r.stderr
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
+def test_an_hf_transfer_child_dies_with_its_parent(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from quantpick.testing import Fault
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    hub.faults.add("*/model.safetensors", Fault(rate_bps=MIB, origin="cdn", skip=1))
+    proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", "D", "--backend", "hf_transfer")
+    deadline = time.monotonic() + 30
+    kids: set[int] = set()
+    while not kids and time.monotonic() < deadline:
+        kids = _children(proc.pid)
+        time.sleep(0.05)
+    assert kids
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    time.sleep(0.3)
+    alive = [k for k in kids if Path(f"/proc/{k}").exists() and "Z" not in _state(k)]
+    assert alive == []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"

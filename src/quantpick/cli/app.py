@@ -194,7 +194,7 @@ def fetch_cmd(
     ram: RamOpt = None,
     config: ConfigOpt = None,
     local_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--local-dir",
             metavar="DIR",
@@ -302,7 +302,7 @@ def fetch_cmd(
     )  # fmt: skip
     choice = choose.Choice(branch=branch, file=file, search=search)
     opts = fetch.FetchArgs(
-        local_dir,
+        args.local_dir_arg(local_dir),
         revision,
         dry_run,
         backend,

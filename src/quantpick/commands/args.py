@@ -111,6 +111,17 @@ def check_endpoint(endpoint: str) -> str:
     return endpoint.rstrip("/")
 
 
+def local_dir_arg(text: str | None) -> Path | None:
+    """--local-dir: an empty value is a mistake (an unset variable), never the current dir."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise UsageError(
+            "--local-dir is empty", "give a directory, or leave --local-dir out for the default"
+        )
+    return Path(text)
+
+
 @dataclass(frozen=True)
 class HubArgs:
     endpoint: str | None

@@ -49,10 +49,12 @@ from quantpick.download.localfs import (
     ensure_dir,
     hash_file,
     planted_link,
+    regular_file_stat,
 )
 from quantpick.download.manifest import (
     Manifest,
     ManifestFile,
+    VerifiedLog,
     VerifyReport,
     clear_failed,
     known_good,
@@ -60,9 +62,8 @@ from quantpick.download.manifest import (
     still_good,
     verify,
     write_manifest,
-    write_verified,
 )
-from quantpick.download.partial import partial_dir
+from quantpick.download.partial import partial_dir, partial_key
 from quantpick.download.plan import (
     Backend,
     FetchPlan,
@@ -204,12 +205,13 @@ def _fetch_locked(
         files = list(_parts_complete(files, join))
     records_lock = threading.Lock()
     hashed: set[str] = set()
+    log = VerifiedLog(local_dir, plan.commit_sha, list(records.values()))
 
     def on_done(record: ManifestFile) -> None:
         with records_lock:
             records[record.path] = record
             hashed.add(record.path)
-            write_verified(local_dir, plan.commit_sha, records.values())
+            log.append(record)
 
     ctx.on_done = on_done
     reused = sum(f.have_bytes for f in files)
@@ -238,6 +240,7 @@ def _fetch_locked(
         reasons=reasons,
     )
     write_manifest(local_dir, manifest)
+    _drop_partials(local_dir, plan.files)
     # every file a verify found damaged was either hashed again or downloaded again above
     clear_failed(local_dir)
     remove_verified(local_dir)
@@ -342,7 +345,7 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
     _fresh_staging(ctx.plan.local_dir)
     first = todo[0]
     source = ctx.resolve(first.path)
-    need = sum(f.missing_bytes for f in todo) + extra
+    need = sum(max(0, f.missing_bytes - _allocated(ctx.plan.local_dir, f)) for f in todo) + extra
     free = shutil.disk_usage(ctx.plan.local_dir).free
     if need > free:
         raise DiskSpaceError(
@@ -350,6 +353,25 @@ def _preflight(ctx: Context, todo: list[PlannedFile], extra: int = 0) -> dict[st
             f"but {ctx.plan.local_dir} has {format_size(free)} free"
         )
     return {first.path: source}
+
+
+def _drop_partials(local_dir: Path, files: Iterable[PlannedFile]) -> None:
+    """A kill between installing a file and removing its sidecar leaves a .part.json behind; once
+    the manifest vouches for the file it is stale, and it would keep the partial dir alive."""
+    where = partial_dir(local_dir)
+    for f in files:
+        for suffix in (".part.json", ".part"):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(where / f"{partial_key(f.path)}{suffix}")
+
+
+def _allocated(local_dir: Path, f: PlannedFile) -> int:
+    """Disk a .part already holds beyond its checked chunks: bytes of chunks a killed run wrote
+    only partly (after a disk-full, nearly all of them) are space the resume does not need again."""
+    st = regular_file_stat(partial_dir(local_dir) / f"{partial_key(f.path)}.part")
+    if st is None:
+        return 0
+    return max(0, min(st.st_blocks * 512, f.size_bytes) - f.have_bytes)
 
 
 def _fresh_staging(local_dir: Path) -> None:

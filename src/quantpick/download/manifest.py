@@ -1,8 +1,9 @@
 """DIR/quantpick.json: what a fetch put in a directory, and `verify` that re-checks it.
 
 The manifest is written once, after every file is in place and checked. While a fetch runs, files
-that are finished are recorded in DIR/.quantpick/verified.json instead, so a fetch killed halfway
-does not re-hash them when it is run again.
+that are finished are appended to DIR/.quantpick/verified.json instead (JSON lines: a header
+with the commit, then one record per file), so a fetch killed halfway does not re-hash them when
+it is run again, and recording a file costs one line, not a rewrite of every record before it.
 """
 
 from __future__ import annotations
@@ -163,20 +164,45 @@ def _verified_path(local_dir: Path) -> Path:
 
 
 def read_verified(local_dir: Path, commit_sha: str) -> dict[str, ManifestFile]:
-    """Files a previous (perhaps killed) fetch of this commit finished; empty when unknown."""
+    """Files a previous (perhaps killed) fetch of this commit finished; empty when unknown.
+
+    A line cut short by a kill (the last one) is skipped: that file is hashed again.
+    """
+    out: dict[str, ManifestFile] = {}
     try:
-        raw = json.loads(_verified_path(local_dir).read_text(encoding="utf-8"))
-        if raw.get("commit_sha") != commit_sha:
-            return {}
-        files = [ManifestFile.model_validate(f) for f in raw["files"]]
-    except (OSError, ValueError, KeyError, TypeError, ValidationError):
+        with open(_verified_path(local_dir), encoding="utf-8") as f:
+            header = json.loads(f.readline())
+            if not isinstance(header, dict) or header.get("commit_sha") != commit_sha:
+                return {}
+            for line in f:
+                try:
+                    record = ManifestFile.model_validate_json(line)
+                except (ValidationError, ValueError):
+                    continue
+                out[record.path] = record
+    except (OSError, ValueError, RecursionError):
         return {}
-    return {f.path: f for f in files}
+    return out
 
 
-def write_verified(local_dir: Path, commit_sha: str, files: Iterable[ManifestFile]) -> None:
-    data = {"commit_sha": commit_sha, "files": [f.model_dump(mode="json") for f in files]}
-    atomic_write_text(_verified_path(local_dir), json.dumps(data))
+class VerifiedLog:
+    """verified.json of one fetch: written once at the start, then one appended line per file."""
+
+    def __init__(self, local_dir: Path, commit_sha: str, kept: Iterable[ManifestFile]) -> None:
+        self.path = _verified_path(local_dir)
+        # what an earlier run of this commit recorded is carried over once, then only appended
+        lines = [json.dumps({"commit_sha": commit_sha})]
+        lines += [record.model_dump_json() for record in kept]
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
+
+    def append(self, record: ManifestFile) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self.path, flags)
+        try:
+            # one write of a whole line: a kill leaves at most the last line torn
+            os.write(fd, (record.model_dump_json() + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
 
 
 def known_good(local_dir: Path, commit_sha: str) -> dict[str, ManifestFile]:

@@ -131,6 +131,12 @@ class Hub:
             ) from None
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
+            if status in (401, 403, 404, 410) and self._from_cdn(exc):
+                # a pre-signed URL that expired or was refused: no token is involved, and a
+                # fresh resolve gives a new one (callers retry NetworkError)
+                raise NetworkError(
+                    f"the download server refused a signed URL (HTTP {status}) for {path or repo}"
+                ) from None
             if status == 401 and token:
                 raise AuthError(f"the Hub refused the token (HTTP 401) for {repo}") from None
             if status in (401, 403):
@@ -154,6 +160,16 @@ class Hub:
             raise NetworkError(
                 redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
             ) from None
+
+    def _from_cdn(self, exc: HfHubHTTPError) -> bool:
+        """The refusal came from where the Hub redirected to, not from the Hub itself."""
+        if exc.response is None:
+            return False
+        try:
+            host = exc.response.url.host
+        except (AttributeError, RuntimeError):
+            return False
+        return bool(host) and host != httpx.URL(self.settings.endpoint).host
 
     def _branches_hint(self, repo: str) -> str:
         try:
@@ -183,21 +199,31 @@ class Hub:
         hf_hub_download retries transient failures itself (5 tries with backoff).
         """
         with self._mapped(repo, revision, filename):
-            try:
-                return Path(
-                    hf_hub_download(
-                        repo,
-                        filename,
-                        revision=revision,
-                        endpoint=self.settings.endpoint,
-                        token=self._token_arg,
-                        cache_dir=self.settings.cache_dir,
+            for force in (False, True):
+                try:
+                    path = Path(
+                        hf_hub_download(
+                            repo,
+                            filename,
+                            revision=revision,
+                            endpoint=self.settings.endpoint,
+                            token=self._token_arg,
+                            cache_dir=self.settings.cache_dir,
+                            force_download=force,
+                        )
                     )
-                )
-            except HfEntryNotFoundError as exc:
-                if isinstance(exc, LocalEntryNotFoundError):
-                    raise
-                return None
+                except HfEntryNotFoundError as exc:
+                    if isinstance(exc, LocalEntryNotFoundError):
+                        raise
+                    return None
+                if _cached_blob_intact(path):
+                    return path
+                # one bad answer must not poison every later run: drop the entry, fetch it again
+                _forget_cached(path)
+            raise NetworkError(
+                f"{filename} of {repo} arrived damaged twice",
+                "the server or a proxy is corrupting transfers; try again later",
+            )
 
     def card_text(self, repo: str, revision: str | None = None) -> str | None:
         """README.md at a revision, or None when the repo has none."""
@@ -394,11 +420,14 @@ class Hub:
         *,
         on_bytes: Callable[[int], None] | None = None,
         xet_limits: XetLimits | None = None,
+        fresh: bool = False,
     ) -> Path:
         """One file through huggingface_hub: plain HTTP, or hf_xet where the Hub offers Xet.
 
         `on_bytes` hears of bytes as they arrive (hf_xet reports nothing otherwise); `xet_limits`
         bound hf_xet's stalls and retries, from the first hf_xet download of this process on.
+        `fresh` skips huggingface_hub's cache, which it would otherwise copy from: after a hash
+        mismatch the cached copy is the suspect.
         """
         if xet_limits is not None:
             configure_xet(xet_limits)
@@ -413,6 +442,7 @@ class Hub:
                     local_dir=local_dir,
                     cache_dir=self.settings.cache_dir,
                     tqdm_class=_byte_counter(on_bytes) if on_bytes is not None else None,
+                    force_download=fresh,
                 )
             except RuntimeError as exc:
                 if not raised_by_hf_xet(exc):
@@ -466,6 +496,32 @@ def branches_hint(repo: str, heads: dict[str, str]) -> str:
         return f"run `quantpick list {repo}` to see the branches that exist"
     shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
     return f"{repo} has the branches {shown}"
+
+
+def _cached_blob_intact(path: Path) -> bool:
+    """huggingface_hub names a cached git-stored file's blob by its ETag, the git blob sha1: check
+    it. An LFS or Xet blob's name need not be its sha256 (Xet hashes differ), so those are left."""
+    import hashlib
+
+    try:
+        blob = path.resolve(strict=True)
+        if not re.fullmatch(r"[0-9a-f]{40}", blob.name):
+            return True
+        data = blob.read_bytes()
+    except OSError:
+        return False
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == blob.name
+
+
+def _forget_cached(path: Path) -> None:
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError):
+        blob = path.resolve()
+        os.unlink(blob)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 class _TimeoutTransport(httpx.HTTPTransport):

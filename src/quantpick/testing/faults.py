@@ -35,6 +35,8 @@ class Fault:
     corrupt_at: int | None = None
     # cap the body rate of one response, bytes per second
     rate_bps: int | None = None
+    # 1: answer a Range request with 200 and the whole body (legal HTTP: a server may ignore Range)
+    ignore_range: int = 0
     # fire this many times, then never again; None = forever
     times: int | None = None
     # let this many matching requests through first (e.g. hf_transfer's unretried Range 0-0 probe)
@@ -72,6 +74,7 @@ class Fault:
             or self.length_delta != 0
             or self.corrupt_at is not None
             or self.rate_bps is not None
+            or self.ignore_range != 0
         )
 
     @classmethod

@@ -138,15 +138,16 @@ class HubHandler(BaseHTTPRequestHandler):
         """Returns (status, body bytes sent, whether a fault shaped the answer)."""
         entry, stream = reply.file, reply.stream
         size = entry.size if entry is not None else stream.size if stream is not None else 0
-        span = _parse_range(self.headers.get("Range"), size)
-        if span == "unsatisfiable":
-            range_headers = {"Content-Range": f"bytes */{size}"}
-            self._send(HubError(416, None, "Range Not Satisfiable", range_headers).reply())
-            return 416, 0, fault is not None
         if fault is None:
             fault = self.server.hub.faults.claim(
                 "body", method=self.command, path=path, origin=self.server.origin
             )
+        ignored = fault is not None and fault.ignore_range != 0
+        span = None if ignored else _parse_range(self.headers.get("Range"), size)
+        if span == "unsatisfiable":
+            range_headers = {"Content-Range": f"bytes */{size}"}
+            self._send(HubError(416, None, "Range Not Satisfiable", range_headers).reply())
+            return 416, 0, fault is not None
         start, end = span if span is not None else (0, size - 1)
         length = end - start + 1
         announced = max(0, length + (fault.length_delta if fault else 0))

@@ -6,7 +6,12 @@ is checked.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -14,7 +19,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from quantpick.download.context import Cancelled, Context, Run
+from quantpick.download.context import Cancelled, Context, Run, disk_error
 from quantpick.download.engines.http import (
     Source,
     TransientError,
@@ -57,6 +62,9 @@ def fetch_via_hf_transfer(ctx: Context, run: Run, planned: PlannedFile, source: 
         except Cancelled:
             state.discard()
             raise
+        except _DiskFull as exc:
+            # a retry cannot make room: 9 now, not 7 after six tries
+            raise disk_error(OSError(errno.ENOSPC, str(exc)), p.path) from None
         except TransientError as exc:
             attempt = ctx.backoff(attempt, p.path, exc)
             source = ctx.resolve(p.path)
@@ -88,6 +96,8 @@ def _run_child(ctx: Context, run: Run, p: PlannedFile, source: Source, part: Pat
         stderr=subprocess.PIPE,
         # Ctrl-C reaches quantpick only; it stops the child itself
         start_new_session=True,
+        # and a SIGKILLed quantpick takes it along (the kernel kills it when its parent dies)
+        preexec_fn=_die_with_parent,
     )
     assert child.stdin is not None
     assert child.stdout is not None
@@ -112,7 +122,11 @@ def _run_child(ctx: Context, run: Run, p: PlannedFile, source: Source, part: Pat
         while child.poll() is None:
             if run.stopping:
                 raise Cancelled
-            if time.monotonic() - last[0] > opts.stall_timeout_s:
+            idle = time.monotonic() - last[0]
+            if idle > _DISK_CHECK_AFTER_S and shutil.disk_usage(part.parent).free < _NO_ROOM:
+                # hf_transfer may sit retrying a write that cannot succeed: no room is exit 9
+                raise _DiskFull("no space left on device")
+            if idle > opts.stall_timeout_s:
                 raise TransientError(f"no progress for {opts.stall_timeout_s:g}s")
             time.sleep(0.05)
     finally:
@@ -125,9 +139,32 @@ def _run_child(ctx: Context, run: Run, p: PlannedFile, source: Source, part: Pat
             child.stderr.close()
         child.stdout.close()
     if child.returncode != 0:
+        if _DISK_FULL.search(err):
+            raise _DiskFull(_short(err))
         raise TransientError(_short(err) or f"hf_transfer exited with {child.returncode}")
     ctx.stats.add(p.size_bytes - reported[0])
     ctx.progress.advance(p.path, p.size_bytes - reported[0])
+
+
+class _DiskFull(Exception):
+    pass
+
+
+# what a Rust io::Error says for ENOSPC and EDQUOT
+_DISK_FULL = re.compile(r"No space left on device|os error 28|Disk quota exceeded|os error 122")
+_PR_SET_PDEATHSIG = 1
+# a child with no progress for this long on a disk with less than _NO_ROOM free is out of space
+_DISK_CHECK_AFTER_S = 2.0
+_NO_ROOM = 1 << 20
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the thread that started it dies (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the stall watchdog and the parent's kill on exit remain
 
 
 def _short(text: str) -> str:

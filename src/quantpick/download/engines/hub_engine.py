@@ -24,6 +24,7 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
     ctx.progress.file_started(p.path, p.size_bytes, 0)
     attempt = 0
     redownloads_left = 1
+    fresh = False
     while True:
         staging = ensure_dir(ctx.local_dir, f"{STATE_DIR}/{HUB_STAGING}/{partial_key(p.path)}")
         if os.listdir(staging):
@@ -34,7 +35,7 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
             )
         try:
             try:
-                _, reported = download_watched(ctx, run, p, staging)
+                _, reported = download_watched(ctx, run, p, staging, fresh=fresh)
             except NetworkError as exc:
                 if p.backend is Backend.HF_XET:
                     # hf_xet has retried already, within the limits quantpick gave it
@@ -57,6 +58,8 @@ def fetch_via_hub(ctx: Context, run: Run, planned: PlannedFile) -> None:
             if redownloads_left <= 0:
                 raise bad_hash(p)
             redownloads_left -= 1
+            # huggingface_hub may have copied a damaged cache entry: go to the server this time
+            fresh = True
             ctx.progress.note(p.path, "hash or size mismatch: downloading again")
         finally:
             shutil.rmtree(staging, ignore_errors=True)

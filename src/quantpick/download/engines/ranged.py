@@ -29,15 +29,20 @@ from quantpick.download.engines.http import (
     TransientError,
     fetch_range,
 )
+from quantpick.download.engines.hub_engine import fetch_via_hub
 from quantpick.download.localfs import HASH_BUFFER_BYTES, Digest, hash_range
 from quantpick.download.partial import PartialState
 from quantpick.download.plan import Backend, PlannedFile
 from quantpick.errors import (
     IntegrityError,
-    NetworkError,
 )
 
 _Task = tuple["RangedJob", int | None]
+
+
+class _RangesIgnored(Exception):
+    """The server answered a Range request with the whole body (200): legal, and unrangeable."""
+
 
 # -- ranged engine --------------------------------------------------------------------------------
 
@@ -60,6 +65,9 @@ class RangedJob:
         self._source_lock = threading.Lock()
         self._hash_buf: bytearray | None = None
         self.finished = False
+        # the server ignores Range: the file went to one stream (huggingface_hub) instead
+        self.single_stream = False
+        self._single_lock = threading.Lock()
 
     def _open_state(self) -> PartialState:
         p = self.planned
@@ -111,8 +119,8 @@ class RangedJob:
                     raise Cancelled from None
                 # a try that moved bytes was not a failure of the connection to make progress
                 attempt = self.ctx.backoff(0 if pos[0] > got_from else attempt, path, exc)
-            except RangeUnsupportedError as exc:
-                raise NetworkError(f"{path}: {exc}", "run again with --backend hub") from None
+            except RangeUnsupportedError:
+                raise _RangesIgnored from None
             except WriteFailed as exc:
                 raise disk_error(exc.exc, path) from None
             except OSError as exc:
@@ -224,6 +232,16 @@ class RangedJob:
         self.hash_pos = 0
         self.run_requeue(self)
 
+    def fall_back_to_one_stream(self) -> None:
+        """The first worker to see a 200 fetches the whole file in one GET; the rest drop it."""
+        with self._single_lock:
+            if self.single_stream:
+                return
+            self.single_stream = True
+        self.ctx.progress.note(self.planned.path, "the server ignores Range: one stream instead")
+        self.state.discard()
+        fetch_via_hub(self.ctx, self.run, self.planned)
+
     # set by RangedEngine: puts every chunk of a job back in the queue
     run_requeue: Callable[[RangedJob], None]
 
@@ -269,8 +287,16 @@ class RangedEngine:
             if task is None:
                 return
             job, index = task
+            if job.single_stream:
+                continue
             if index is not None:
-                job.fetch_chunk(index, buf)
+                try:
+                    job.fetch_chunk(index, buf)
+                except _RangesIgnored:
+                    job.fall_back_to_one_stream()
+                    continue
+                if job.single_stream:
+                    continue
                 job.state.mark_done(index)
             job.advance_hash()
 

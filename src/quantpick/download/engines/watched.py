@@ -28,8 +28,13 @@ def xet_limits(ctx: Context) -> XetLimits:
     )
 
 
-def download_watched(ctx: Context, run: Run, p: PlannedFile, staging: Path) -> tuple[Path, int]:
-    """Download `p` into `staging`; returns where huggingface_hub put it and the bytes reported."""
+def download_watched(
+    ctx: Context, run: Run, p: PlannedFile, staging: Path, *, fresh: bool = False
+) -> tuple[Path, int]:
+    """Download `p` into `staging`; returns where huggingface_hub put it and the bytes reported.
+
+    `fresh`: from the server, never a copy of huggingface_hub's cache (after a hash mismatch).
+    """
     limits = xet_limits(ctx)
     state: dict[str, float] = {"seen": 0, "last": time.monotonic()}
     lock = threading.Lock()
@@ -52,6 +57,7 @@ def download_watched(ctx: Context, run: Run, p: PlannedFile, staging: Path) -> t
                 staging,
                 on_bytes=on_bytes,
                 xet_limits=limits,
+                fresh=fresh,
             )
         except BaseException as exc:  # re-raised in the worker that waits below
             outcome["error"] = exc
