@@ -26,16 +26,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from types import FrameType
-
-from filelock import FileLock, Timeout
 
 from quantpick.download.context import HUB_STAGING, Cancelled, Context, TransferOptions
 from quantpick.download.dispatch import transfer
@@ -46,11 +40,11 @@ from quantpick.download.localfs import (
     STATE_DIR,
     check_hub_path,
     check_parents,
-    ensure_dir,
     hash_file,
     planted_link,
     regular_file_stat,
 )
+from quantpick.download.lock import caught_signals, dir_lock, stop_error
 from quantpick.download.manifest import (
     Manifest,
     ManifestFile,
@@ -77,16 +71,11 @@ from quantpick.download.progress import NullProgress, PlainProgress, Progress
 from quantpick.errors import (
     DiskSpaceError,
     IntegrityError,
-    InterruptedError_,
-    LockedError,
     TerminatedError,
-    UsageError,
 )
 from quantpick.hub.client import Hub
 from quantpick.records import Estimate, Record
 from quantpick.units import format_size
-
-LOCK_NAME = "lock"
 
 __all__ = [
     "Backend",
@@ -152,11 +141,11 @@ def execute(
         cancel=threading.Event(),
         on_done=lambda record: None,
     )
-    with _dir_lock(plan.local_dir, lock_timeout_s), _signals(ctx.cancel) as caught:
+    with dir_lock(plan.local_dir, lock_timeout_s), caught_signals(ctx.cancel) as caught:
         try:
             manifest, reused, hashed = _fetch_locked(ctx, estimate, reasons)
         except Cancelled:
-            raise _stopped(caught.signum, plan.local_dir) from None
+            raise stop_error(caught.signum, plan.local_dir) from None
         finally:
             ctx.conns.close_all()
     return FetchResult(
@@ -398,54 +387,3 @@ def _tidy(local_dir: Path) -> None:
     # partial files of another variant stay for their own fetch, and keep the dir
     with contextlib.suppress(OSError):
         os.rmdir(partial_dir(local_dir))
-
-
-def _stopped(signum: int | None, local_dir: Path) -> InterruptedError_:
-    where = local_dir / STATE_DIR
-    if signum == signal.SIGTERM:
-        return TerminatedError(f"terminated; the partial download is kept in {where}")
-    return InterruptedError_(f"interrupted; the partial download is kept in {where}")
-
-
-@contextmanager
-def _dir_lock(local_dir: Path, timeout_s: float | None) -> Iterator[None]:
-    state = ensure_dir(Path(local_dir), STATE_DIR)
-    path = state / LOCK_NAME
-    if path.is_symlink():
-        raise UsageError(f"{path} is a symlink; quantpick will not lock through it")
-    lock = FileLock(path, timeout=-1 if timeout_s is None else timeout_s)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise LockedError(f"{local_dir} is being written by another quantpick fetch") from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-@dataclass
-class _Caught:
-    signum: int | None = None
-
-
-@contextmanager
-def _signals(cancel: threading.Event) -> Iterator[_Caught]:
-    """SIGINT/SIGTERM ask the fetch to stop at a safe point; a second one stops it at once."""
-    caught = _Caught()
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if caught.signum is not None:
-            raise _stopped(signum, Path("."))
-        caught.signum = signum
-        cancel.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield caught
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

@@ -6,62 +6,55 @@ and HF_HOME once, at import, so environment changes after import would otherwise
 
 from __future__ import annotations
 
-import errno
 import json
 import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx2 as httpx  # huggingface_hub 2.x transport; its errors are not wrapped
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, set_client_factory
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download
 from huggingface_hub.errors import (
     EntryNotFoundError as HfEntryNotFoundError,
 )
 from huggingface_hub.errors import (
-    GatedRepoError,
     HfHubHTTPError,
-    HFValidationError,
     LocalEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
 )
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import logging as hf_logging
-from huggingface_hub.utils._http import hf_request_event_hook
 from huggingface_hub.utils.tqdm import disable_progress_bars
-from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
 from quantpick.card.links import repo_format
 from quantpick.card.names import describe
 from quantpick.errors import (
-    AuthError,
-    DiskSpaceError,
-    EntryNotFoundError,
     NetworkError,
     QuantpickError,
-    RepoNotFoundError,
-    UsageError,
 )
 from quantpick.errors import (
     RevisionNotFoundError as QpRevisionNotFoundError,
 )
+from quantpick.hub.failures import (
+    RETRIES,
+    branches_hint,
+    endpoint_missing,
+    mapped_errors,
+    xet_error,
+)
 from quantpick.hub.lookup_cache import LookupCache, cache_leaf
 from quantpick.hub.quant_config import read_quant_config
-from quantpick.hub.settings import HubSettings, redact
-from quantpick.hub.xet import XetLimits, configure_xet, raised_by_hf_xet, xet_errors
+from quantpick.hub.settings import HubSettings
+from quantpick.hub.transport import byte_counter, cached_blob_intact, forget_cached, use_timeouts
+from quantpick.hub.xet import XetLimits, configure_xet, raised_by_hf_xet
 from quantpick.records import BranchListing, RemoteFile, RepoListing
 
 T = TypeVar("T")
-
-# A retry helps only against transient failures (5xx, dropped connections); three is what `hf` does.
-RETRIES = 3
 
 
 class Hub:
@@ -81,7 +74,7 @@ class Hub:
         # one progress display, quantpick's: huggingface_hub's tqdm bars (cold look-ups, small
         # files) would mix a second and third style into it, and ignore --quiet
         disable_progress_bars()
-        _use_timeouts(settings.timeout_s)
+        use_timeouts(settings.timeout_s)
         self._api = HfApi(
             endpoint=settings.endpoint, token=self._token_arg, library_name="quantpick"
         )
@@ -93,83 +86,13 @@ class Hub:
 
     # -- error mapping --------------------------------------------------------------------------
 
-    @contextmanager
     def _mapped(
         self, repo: str, revision: str | None = None, path: str | None = None
-    ) -> Iterator[None]:
-        token = self.settings.token
-        try:
-            yield
-        except QuantpickError:
-            raise
-        except HFValidationError:
-            # a card's front matter can name anything as its base model
-            raise RepoNotFoundError(f"{repo!r} is not a repository id") from None
-        except GatedRepoError:
-            raise AuthError(f"{repo} is gated and this token has no access to it") from None
-        except xet_errors() as exc:
-            raise xet_error(exc, repo, path) from None
-        except RepositoryNotFoundError:
-            if token is None:
-                # without a token the Hub answers alike for a missing and a private repo
-                raise RepoNotFoundError(
-                    f"repository {repo} not found (or private, and no token was given)"
-                ) from None
-            raise RepoNotFoundError(
-                f"repository {repo} not found, or this token has no access to it"
-            ) from None
-        except RevisionNotFoundError:
-            raise QpRevisionNotFoundError(
-                f"revision {revision!r} not found in {repo}", self._branches_hint(repo)
-            ) from None
-        except HfEntryNotFoundError as exc:
-            if isinstance(exc, LocalEntryNotFoundError):
-                raise NetworkError(f"could not reach {self.settings.endpoint} for {repo}") from None
-            raise EntryNotFoundError(
-                f"{path or 'file'} not found in {repo}",
-                f"run `quantpick list {repo}` to see the files that exist",
-            ) from None
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status in (401, 403, 404, 410) and self._from_cdn(exc):
-                # a pre-signed URL that expired or was refused: no token is involved, and a
-                # fresh resolve gives a new one (callers retry NetworkError)
-                raise NetworkError(
-                    f"the download server refused a signed URL (HTTP {status}) for {path or repo}"
-                ) from None
-            if status == 401 and token:
-                raise AuthError(f"the Hub refused the token (HTTP 401) for {repo}") from None
-            if status in (401, 403):
-                raise AuthError(f"access to {repo} refused (HTTP {status})") from None
-            raise NetworkError(
-                f"the Hub answered HTTP {status} for {repo} after {RETRIES} tries"
-            ) from None
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskSpaceError(f"the disk filled up while writing {path or repo}") from None
-            if not isinstance(exc, ConnectionError | TimeoutError) and exc.filename:
-                # huggingface_hub's own cache, not the network
-                raise UsageError(
-                    f"cannot use {exc.filename}: {exc.strerror or type(exc).__name__}",
-                    "check --cache-dir / HF_HOME: quantpick must be able to write there",
-                ) from None
-            raise NetworkError(
-                redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
-            ) from None
-        except httpx.HTTPError as exc:
-            raise NetworkError(
-                redact(f"could not reach {self.settings.endpoint}: {type(exc).__name__}", token)
-            ) from None
-
-    def _from_cdn(self, exc: HfHubHTTPError) -> bool:
-        """The refusal came from where the Hub redirected to, not from the Hub itself."""
-        if exc.response is None:
-            return False
-        try:
-            host = exc.response.url.host
-        except (AttributeError, RuntimeError):
-            return False
-        return bool(host) and host != httpx.URL(self.settings.endpoint).host
+    ) -> AbstractContextManager[None]:
+        s = self.settings
+        return mapped_errors(
+            s.endpoint, s.token, repo, revision, path, lambda: self._branches_hint(repo)
+        )
 
     def _branches_hint(self, repo: str) -> str:
         try:
@@ -216,10 +139,10 @@ class Hub:
                     if isinstance(exc, LocalEntryNotFoundError):
                         raise
                     return None
-                if _cached_blob_intact(path):
+                if cached_blob_intact(path):
                     return path
                 # one bad answer must not poison every later run: drop the entry, fetch it again
-                _forget_cached(path)
+                forget_cached(path)
             raise NetworkError(
                 f"{filename} of {repo} arrived damaged twice",
                 "the server or a proxy is corrupting transfers; try again later",
@@ -242,7 +165,7 @@ class Hub:
             try:
                 refs = self._retrying(lambda: self._api.list_repo_refs(repo, token=self._token_arg))
             except HfHubHTTPError as exc:
-                if not _endpoint_missing(exc):
+                if not endpoint_missing(exc):
                     raise
                 # a mirror without the refs endpoint: the default branch is all we can know
                 self._warn(f"{self.settings.endpoint} does not list branches: only main is shown")
@@ -260,7 +183,7 @@ class Hub:
                     )
                 )
             except HfHubHTTPError as exc:
-                if not _endpoint_missing(exc):
+                if not endpoint_missing(exc):
                     raise
                 return self._files_from_info(repo, revision)
         return tuple(
@@ -441,7 +364,7 @@ class Hub:
                     token=self._token_arg,
                     local_dir=local_dir,
                     cache_dir=self.settings.cache_dir,
-                    tqdm_class=_byte_counter(on_bytes) if on_bytes is not None else None,
+                    tqdm_class=byte_counter(on_bytes) if on_bytes is not None else None,
                     force_download=fresh,
                 )
             except RuntimeError as exc:
@@ -487,121 +410,3 @@ class Hub:
         except QuantpickError:
             return False
         return config is not None and read_quant_config(config) is not None
-
-
-def branches_hint(repo: str, heads: dict[str, str]) -> str:
-    """Which branches exist, so a typo is one look away from its fix."""
-    names = sorted(heads)
-    if not names:
-        return f"run `quantpick list {repo}` to see the branches that exist"
-    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
-    return f"{repo} has the branches {shown}"
-
-
-def _cached_blob_intact(path: Path) -> bool:
-    """huggingface_hub names a cached git-stored file's blob by its ETag, the git blob sha1: check
-    it. An LFS or Xet blob's name need not be its sha256 (Xet hashes differ), so those are left."""
-    import hashlib
-
-    try:
-        blob = path.resolve(strict=True)
-        if not re.fullmatch(r"[0-9a-f]{40}", blob.name):
-            return True
-        data = blob.read_bytes()
-    except OSError:
-        return False
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == blob.name
-
-
-def _forget_cached(path: Path) -> None:
-    import contextlib
-    import os
-
-    with contextlib.suppress(OSError):
-        blob = path.resolve()
-        os.unlink(blob)
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-class _TimeoutTransport(httpx.HTTPTransport):
-    """Every request gets connect/read/write/pool timeouts: huggingface_hub passes timeout=None
-    on many API calls, which would wait on a silent server forever."""
-
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__()
-        self.timeout_s = timeout_s
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        # a caller's own shorter bound (huggingface_hub's HEAD timeout, a test's) still holds
-        asked = request.extensions.get("timeout") or {}
-        request.extensions["timeout"] = {
-            key: min(self.timeout_s, asked[key]) if asked.get(key) else self.timeout_s
-            for key in ("connect", "read", "write", "pool")
-        }
-        return super().handle_request(request)
-
-
-_timeout_lock = threading.Lock()
-_timeout_set: float | None = None
-
-
-def _use_timeouts(timeout_s: float) -> None:
-    """huggingface_hub shares one client per process: (re)made once with these timeouts."""
-    global _timeout_set
-    with _timeout_lock:
-        if _timeout_set == timeout_s:
-            return
-        _timeout_set = timeout_s
-        set_client_factory(
-            lambda: httpx.Client(
-                event_hooks={"request": [hf_request_event_hook]},
-                follow_redirects=True,
-                transport=_TimeoutTransport(timeout_s),
-                timeout=timeout_s,
-            )
-        )
-
-
-def xet_error(exc: BaseException, repo: str, path: str | None) -> QuantpickError:
-    """hf_xet's failures (RuntimeError and two OSErrors, text only) as quantpick's exit codes."""
-    what = path or repo
-    if type(exc).__name__ == "XetAuthenticationError":
-        return AuthError(f"the Xet storage refused access to {what} in {repo}")
-    if "No space left on device" in str(exc) or "os error 28" in str(exc):
-        return DiskSpaceError(f"the disk filled up while writing {what}")
-    # hf_xet names the URL that failed: a pre-signed one is a credential until it expires
-    text = re.sub(r"(https?://[^\s?]+)\?\S*", r"\1", str(exc))
-    reason = text.splitlines()[0][:200] if text else type(exc).__name__
-    return NetworkError(
-        f"the Xet storage failed for {what} in {repo}: {reason}",
-        "run the same command again later; --backend ranged fetches through the Hub's bridge",
-    )
-
-
-def _byte_counter(on_bytes: Callable[[int], None]) -> type[hf_tqdm]:
-    """A silent progress bar that hands each byte count on: hf_xet and plain HTTP both use it."""
-
-    class _Counter(hf_tqdm):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
-
-        def update(self, n: float | None = 1) -> bool | None:
-            if n:
-                on_bytes(int(n))
-            return None
-
-        def update_transfer(self, n: float | None = 1) -> None:
-            """hf_xet's wire bytes: one bar of file bytes is what is reported."""
-
-        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
-            """Nothing is shown."""
-
-    return _Counter
-
-
-def _endpoint_missing(exc: HfHubHTTPError) -> bool:
-    """A bare 404/405/501 (no Hub error code): the server lacks the endpoint, not the repo."""
-    status = exc.response.status_code if exc.response is not None else 0
-    return type(exc) is HfHubHTTPError and status in (404, 405, 501)
