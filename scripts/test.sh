@@ -7,4 +7,6 @@ export HF_HUB_DISABLE_UPDATE_CHECK=1 HF_HUB_DISABLE_TELEMETRY=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/pytest "$@"
+# most tests wait on a loopback server or a child process, not the CPU: three workers halve the
+# wall time on two cores (QUANTPICK_TEST_WORKERS=0 runs them in one process)
+.venv/bin/pytest -n "${QUANTPICK_TEST_WORKERS:-3}" "$@"
