@@ -161,18 +161,23 @@ class Context:
         st = os.lstat(final)
         self.stats.add(0, files=1)
         self.progress.file_done(planned.path)
-        self.on_done(
-            ManifestFile(
-                path=planned.path,
-                size_bytes=planned.size_bytes,
-                sha256=digest.sha256.hexdigest(),
-                git_oid=planned.git_oid,
-                lfs=planned.lfs,
-                mtime_ns=st.st_mtime_ns,
-                backend=backend.value,
-                unverified=planned.hashless,
-            )
-        )
+        self.on_done(checked_record(planned, digest, st, backend.value))
+
+
+def checked_record(
+    planned: PlannedFile, digest: Digest, st: os.stat_result, backend: str
+) -> ManifestFile:
+    """What the manifest keeps of a file whose bytes were just hashed at its final name."""
+    return ManifestFile(
+        path=planned.path,
+        size_bytes=planned.size_bytes,
+        sha256=digest.sha256.hexdigest(),
+        git_oid=planned.git_oid,
+        lfs=planned.lfs,
+        mtime_ns=st.st_mtime_ns,
+        backend=backend,
+        unverified=planned.hashless,
+    )
 
 
 def bad_hash(planned: PlannedFile) -> IntegrityError:

@@ -31,7 +31,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from quantpick.download.context import HUB_STAGING, Cancelled, Context, TransferOptions
+from quantpick.download.context import (
+    HUB_STAGING,
+    Cancelled,
+    Context,
+    TransferOptions,
+    checked_record,
+)
 from quantpick.download.dispatch import transfer
 from quantpick.download.engines.http import Source
 from quantpick.download.join import join_parts, join_spec
@@ -305,18 +311,7 @@ def _check_present(ctx: Context, files: list[PlannedFile]) -> list[PlannedFile]:
         digest = hash_file(path, f.size_bytes, git=not f.lfs)
         if digest is not None and digest.matches(f.sha256, f.git_oid):
             st = os.lstat(path)
-            ctx.on_done(
-                ManifestFile(
-                    path=f.path,
-                    size_bytes=f.size_bytes,
-                    sha256=digest.sha256.hexdigest(),
-                    git_oid=f.git_oid,
-                    lfs=f.lfs,
-                    mtime_ns=st.st_mtime_ns,
-                    backend="local",
-                    unverified=f.hashless,
-                )
-            )
+            ctx.on_done(checked_record(f, digest, st, "local"))
             ctx.progress.file_done(f.path)
             out.append(
                 f.model_copy(update={"state": FileState.COMPLETE, "have_bytes": f.size_bytes})
