@@ -220,7 +220,7 @@ def test_dry_run_plans_without_writing(hub: Hub, exl2_repo: str, tmp_path: Path)
     by_path = {f.path: f for f in plan.files}
     assert set(by_path) == set(EXL2_FILES)
     assert by_path["model.safetensors"].backend is Backend.RANGED
-    assert by_path["config.json"].backend is Backend.HUB
+    assert by_path["config.json"].backend is Backend.RANGED
     assert by_path["model.safetensors"].sha256 == sha(EXL2_FILES["model.safetensors"])  # type: ignore[arg-type]
     assert plan.missing_bytes == plan.total_bytes == sum(f.size_bytes for f in plan.files)
     assert all(f.state is FileState.MISSING for f in plan.files)
@@ -255,7 +255,7 @@ def test_fetch_branch_gets_exactly_its_files_checked(
     files = {f["path"]: f for f in raw["files"]}
     assert files["model.safetensors"]["sha256"] == sha(EXL2_FILES["model.safetensors"])  # type: ignore[arg-type]
     assert files["model.safetensors"]["backend"] == "ranged"
-    assert files["config.json"]["backend"] == "hub"
+    assert files["config.json"]["backend"] == "ranged"
     assert result.transferred_bytes >= result.manifest.total_bytes
     assert result.files_transferred == len(EXL2_FILES)
     assert verify(out).passed

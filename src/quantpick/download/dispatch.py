@@ -1,8 +1,8 @@
 """Moving bytes: which mover takes which file, started together, waited for together.
 
-Large files, and every file the Hub stores with Xet, go to the ranged engine (engines/ranged.py;
-a Xet file over the Hub's bridge URL) unless hf_transfer or huggingface_hub was asked for; small
-files go through huggingface_hub (engines/hub_engine.py), which hands Xet files to hf_xet. Nothing
+Every file goes to the ranged engine (engines/ranged.py; a Xet file over the Hub's bridge URL)
+unless hf_transfer (large files) or huggingface_hub was asked for; `--backend hub` sends files
+through huggingface_hub (engines/hub_engine.py), which hands Xet files to hf_xet. Nothing
 reaches its final name before its hash is checked; `Context.install` moves it there with os.replace.
 """
 
@@ -28,7 +28,8 @@ __all__ = ["Cancelled", "Context", "TransferOptions", "transfer"]
 def transfer(ctx: Context, files: list[PlannedFile], sources: dict[str, Source]) -> None:
     """Fetch `files` (none of them complete) into place; raises Cancelled on a signal."""
     via_hub = (Backend.HUB, Backend.HF_XET)
-    resolved = _sources(ctx, [f for f in files if f.backend not in via_hub], sources)
+    # hf_transfer's child needs its URLs up front; the ranged engine resolves as it goes
+    resolved = _sources(ctx, [f for f in files if f.backend is Backend.HF_TRANSFER], sources)
     hub_files: deque[PlannedFile] = deque()
     ranged: list[PlannedFile] = []
     hf_files: list[PlannedFile] = []
@@ -44,7 +45,7 @@ def transfer(ctx: Context, files: list[PlannedFile], sources: dict[str, Source])
     run = Run(ctx, len(hub_files) + len(ranged) + len(hf_files))
     engine = RangedEngine(ctx, run)
     for f in ranged:
-        engine.add(f, resolved[f.path])
+        engine.add(f, resolved.get(f.path))
     threads: list[threading.Thread] = []
     if ranged:
         threads += run.spawn(engine.worker, engine.thread_count(), "ranged")

@@ -237,11 +237,13 @@ def _projector(tree: tuple[RemoteFile, ...], folders: set[str]) -> RemoteFile | 
 def choose_backend(
     size_bytes: int, requested: Backend, small_file_bytes: int, *, xet: bool = False
 ) -> Backend:
-    """Small files go through huggingface_hub, large ones through the requested engine.
+    """By default every file goes through the ranged engine; hf_transfer takes large ones only.
 
     A Xet-backed file goes, whatever its size, through the ranged engine over the Hub's bridge URL
     (resumable, hashed as it arrives, under quantpick's stall watchdog; why, measured: README
-    "Downloads"), unless huggingface_hub/hf_xet or hf_transfer is asked for.
+    "Downloads"), unless huggingface_hub/hf_xet or hf_transfer is asked for. Small plain files go
+    there too: huggingface_hub's per-file HEAD, file locks and metadata writes cost a branch of
+    1,000 small files several times the CPU of one GET each (benchmarks/small_files.py).
     """
     if xet:
         if requested in (Backend.HUB, Backend.HF_XET):
@@ -249,9 +251,11 @@ def choose_backend(
         if requested is Backend.HF_TRANSFER and size_bytes >= max(small_file_bytes, 1):
             return Backend.HF_TRANSFER
         return Backend.RANGED
-    if requested in (Backend.HUB, Backend.HF_XET) or size_bytes < max(small_file_bytes, 1):
+    if requested in (Backend.HUB, Backend.HF_XET):
         return Backend.HUB
-    return Backend.RANGED if requested is Backend.AUTO else requested
+    if requested is Backend.AUTO or size_bytes < max(small_file_bytes, 1):
+        return Backend.RANGED
+    return requested
 
 
 # -- the plan -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Quantpick's ranged engine for large files.
+"""Quantpick's ranged engine: every file by default, large or small.
 
 Each file is cut into fixed-size chunks; worker threads take chunks and GET them with Range requests
 over keep-alive connections, writing into the .part at their offset (os.pwrite: no seek, no buffered
@@ -48,9 +48,11 @@ class _RangesIgnored(Exception):
 
 
 class RangedJob:
-    """One large file: its .part, where its bytes come from, and the in-order hasher."""
+    """One file: its .part, where its bytes come from, and the in-order hasher."""
 
-    def __init__(self, ctx: Context, run: Run, planned: PlannedFile, source: Source) -> None:
+    def __init__(
+        self, ctx: Context, run: Run, planned: PlannedFile, source: Source | None
+    ) -> None:
         self.ctx = ctx
         self.run = run
         self.planned = planned
@@ -83,10 +85,11 @@ class RangedJob:
             self.ctx.options.chunk_bytes,
         )
 
-    def refresh_source(self, stale: Source) -> None:
+    def refresh_source(self, stale: Source | None) -> Source:
         with self._source_lock:
-            if self.source is stale:
+            if self.source is stale or self.source is None:
                 self.source = self.ctx.resolve(self.planned.path)
+            return self.source
 
     def fetch_chunk(self, index: int, buf: bytearray) -> None:
         start, end = self.state.chunk_range(index)
@@ -97,7 +100,9 @@ class RangedJob:
         attempt = 0
         path = self.planned.path
         while True:
-            source = self.source
+            # resolved by the worker that needs it first: a HEAD per file, in parallel, instead
+            # of one after another before the first byte of a branch of many small files
+            source = self.source or self.refresh_source(None)
             got_from = pos[0]
             try:
                 with open(self.state.part_path, "r+b", buffering=0) as f:
@@ -160,9 +165,7 @@ class RangedJob:
             if self.finished or self.next_hash != index or not start <= self.hash_pos <= at:
                 return
             if self.hash_pos < at:
-                if self._hash_buf is None:
-                    self._hash_buf = bytearray(HASH_BUFFER_BYTES)
-                got = hash_range(f, self.digest, self.hash_pos, at, self._hash_buf)
+                got = hash_range(f, self.digest, self.hash_pos, at, self._buffer())
                 if got != at - self.hash_pos:
                     # bytes written a moment ago are gone: the digest cannot be trusted
                     raise IntegrityError(f"{self.planned.path}: the partial file shrank")
@@ -192,22 +195,33 @@ class RangedJob:
             and self.state.is_done(self.next_hash)
         )
 
+    def _buffer(self) -> bytearray:
+        if self._hash_buf is None:
+            # allocated once, and no larger than the file: a fresh 8 MiB bytearray is a memset
+            # the CPU pays for, per file, which a branch of thousands of small files felt
+            self._hash_buf = bytearray(min(HASH_BUFFER_BYTES, max(1, self.planned.size_bytes)))
+        return self._hash_buf
+
     def _hash_ready(self) -> None:
         if not self._next_ready():
             return
-        if self._hash_buf is None:
-            # allocated once: a fresh 8 MiB bytearray per call is a memset the CPU pays for
-            self._hash_buf = bytearray(HASH_BUFFER_BYTES)
-        buf = self._hash_buf
-        with open(self.state.part_path, "rb", buffering=0) as f:
+        f: BinaryIO | None = None
+        try:
             while self._next_ready():
                 start, end = self.state.chunk_range(self.next_hash)
                 # the part of the chunk already hashed inline is not read again
                 start = max(start, self.hash_pos)
-                if hash_range(f, self.digest, start, end, buf) != end - start:
-                    raise IntegrityError(f"{self.planned.path}: the partial file shrank")
+                if start < end:
+                    # opened only when there is something to read back: a small file's one
+                    # chunk was hashed inline as it arrived
+                    f = f or open(self.state.part_path, "rb", buffering=0)  # noqa: SIM115
+                    if hash_range(f, self.digest, start, end, self._buffer()) != end - start:
+                        raise IntegrityError(f"{self.planned.path}: the partial file shrank")
                 self.hash_pos = end
                 self.next_hash += 1
+        finally:
+            if f is not None:
+                f.close()
         if self.next_hash == self.state.chunk_count:
             self._complete()
 
@@ -255,7 +269,7 @@ class RangedEngine:
         self._tasks: list[list[tuple[RangedJob, int | None]]] = []
         self._cond = threading.Condition()
 
-    def add(self, planned: PlannedFile, source: Source) -> None:
+    def add(self, planned: PlannedFile, source: Source | None) -> None:
         job = RangedJob(self.ctx, self.run, planned, source)
         job.run_requeue = self._requeue
         self.jobs.append(job)
