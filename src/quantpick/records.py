@@ -74,6 +74,31 @@ class HubStatus(StrEnum):
     UNCHECKED = "unchecked"
 
 
+class MentionPlace(StrEnum):
+    """Where a card names a variant outside its tables."""
+
+    HEADING = "heading"
+    PROSE = "prose"
+    ADMONITION = "admonition"
+    CODE = "code"
+
+
+class Mention(Record):
+    """A card naming a variant outside its tables: an annotation, never a variant of its own once
+    the card has a table or the Hub a listing."""
+
+    # as the card writes it: a file name, a quant type (`Q4_K_M`), a branch (`4.0bpw`)
+    name: str
+    place: MentionPlace
+    line: int
+    # the card recommends it here; `text` is the sentence that does
+    recommended: bool = False
+    text: str = ""
+    # another repo the card names it in (`-hf other/repo:Q8_0`): never this repo's variant
+    repo: str | None = None
+    source: Source = Source.CARD
+
+
 class Variant(Record):
     name: str
     kind: VariantKind
@@ -108,6 +133,8 @@ class Variant(Record):
     repo: str | None = None
     role: Role = Role.MODEL
     hub_status: HubStatus = HubStatus.UNCHECKED
+    # where the card names this variant outside its tables (headings, prose, commands)
+    mentions: tuple[Mention, ...] = ()
     warnings: tuple[str, ...] = ()
     extra: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
@@ -120,6 +147,8 @@ class ModelCard(Record):
     vram_context_tokens: int | None = None
     vram_cache_mode: CacheMode | None = None
     vram_note: str = ""
+    # every mention outside tables, in card order; attached to Hub variants online
+    mentions: tuple[Mention, ...] = ()
     warnings: tuple[str, ...] = ()
 
 

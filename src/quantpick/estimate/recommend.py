@@ -257,6 +257,16 @@ def _describe_partial(
     )
 
 
+def _card_says(variant: Variant) -> str:
+    """The card's own recommendation, where it made one: ranks last, so it is said, not hidden."""
+    if not variant.recommended_by_card:
+        return ""
+    said = next((m for m in variant.mentions if m.recommended), None)
+    if said is None:
+        return "; recommended by the card (its table)"
+    return f'; recommended by the card ({said.place}, line {said.line}: "{said.text}")'
+
+
 def _describe(variant: Variant, estimate: Estimate, margin: int, usable: int) -> str:
     need = (
         f"{variant.name} needs {format_gib(estimate.vram_bytes)} at "
@@ -294,7 +304,7 @@ def recommend(
         assert pick_index is not None
         better = [c for c in candidates[:pick_index] if c.estimate is not None]
         runner_up = better[-1] if better else None
-        reasons.append(f"pick {pick.reason}")
+        reasons.append(f"pick {pick.reason}{_card_says(pick.variant)}")
         reasons.extend(
             f"partial would buy {c.reason}" if c.partial else f"not {c.reason}" for c in better
         )

@@ -1,0 +1,189 @@
+"""Mentions outside tables (headings, prose, admonitions, code, shell commands) as annotations of
+the Hub's variants: `quantpick list --json` against the loopback Hub serving small repos."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qp import run_qp
+from quantpick.card.parser import parse_card
+from quantpick.testing.builder import make_repo
+from quantpick.testing.gguf_files import GgufModel
+from quantpick.testing.server import HubServer
+
+MIB = 1 << 20
+TABLE = "| File | Size |\n|---|---|\n| m-Q8_0.gguf | 8 GB |\n"
+
+
+@pytest.fixture(scope="module")
+def qhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    with HubServer(tmp_path_factory.mktemp("hub")) as server:
+        yield server
+
+
+def _list(qhub: HubServer, tmp_path: Path, repo: str, *args: str) -> dict[str, Any]:
+    r = run_qp(
+        "list",
+        repo,
+        "--json",
+        *args,
+        env={"HF_ENDPOINT": qhub.endpoint, "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert r.returncode == 0, r.stderr
+    doc: dict[str, Any] = json.loads(r.stdout)
+    return doc
+
+
+def _variants(
+    qhub: HubServer, tmp_path: Path, repo: str, readme: str, files: list[str]
+) -> dict[str, Any]:
+    make_repo(qhub.root, repo, {"main": dict.fromkeys(files, MIB)}, readme=readme)
+    return {v["name"]: v for v in _list(qhub, tmp_path, repo)["variants"]}
+
+
+def test_mentions_outside_the_table_annotate_hub_files(qhub: HubServer, tmp_path: Path) -> None:
+    readme = (
+        f"# m\n\n{TABLE}\n### m-IQ4_XS.gguf\n\nSmall and fast.\n\n"
+        "We recommend Q5_K_M for most users.\n\n"
+        "```sh\nllama-cli -m m-Q5_K_M.gguf -p hi\n```\n"
+    )
+    files = ["m-Q8_0.gguf", "m-Q5_K_M.gguf", "m-IQ4_XS.gguf", "m-Q2_K.gguf"]
+    got = _variants(qhub, tmp_path, "o/mentions", readme, files)
+    q5 = got["m-Q5_K_M.gguf"]
+    assert q5["hub_status"] == "present"
+    assert q5["recommended_by_card"] is True
+    places = {(m["place"], m["recommended"]) for m in q5["mentions"]}
+    assert places == {("prose", True), ("code", False)}
+    (said,) = (m for m in q5["mentions"] if m["recommended"])
+    assert said["source"] == "card"
+    assert said["text"] == "We recommend Q5_K_M for most users."
+    assert [m["place"] for m in got["m-IQ4_XS.gguf"]["mentions"]] == ["heading"]
+    assert got["m-IQ4_XS.gguf"]["recommended_by_card"] is False
+    # named nowhere: still the Hub's, not the card's
+    assert got["m-Q2_K.gguf"]["hub_status"] == "hub-only"
+    assert got["m-Q2_K.gguf"]["mentions"] == []
+    # a mention creates no variant of its own
+    assert set(got) == set(files)
+
+
+@pytest.mark.parametrize(
+    ("said", "hub_file"),
+    [
+        ("Q4_K", "m-Q4_K_M.gguf"),
+        ("IQ4_XS", "m-IQ4_NL.gguf"),
+        ("Q4_K_M", "m.i1-Q4_K_M.gguf"),
+        ("m-Q4_K_M.gguf", "m-V2-Q4_K_M.gguf"),
+        ("m.Q4_K_M.gguf", "m.i1-Q4_K_M.gguf"),
+    ],
+)
+def test_a_mention_never_lands_on_a_near_miss(
+    qhub: HubServer, tmp_path: Path, said: str, hub_file: str
+) -> None:
+    readme = f"# m\n\n{TABLE}\nWe recommend {said}.\n\n```\nllama-server -m {said}\n```\n"
+    repo = f"o/near-mention-{abs(hash((said, hub_file)))}"
+    got = _variants(qhub, tmp_path, repo, readme, ["m-Q8_0.gguf", hub_file])
+    near = got[hub_file]
+    assert near["mentions"] == []
+    assert near["recommended_by_card"] is False
+    assert near["hub_status"] == "hub-only"
+    assert set(got) == {"m-Q8_0.gguf", hub_file}
+
+
+def test_mention_that_matches_nothing_is_not_offered(qhub: HubServer, tmp_path: Path) -> None:
+    readme = f"# m\n\n{TABLE}\nWe recommend Q6_K.\n"
+    got = _variants(qhub, tmp_path, "o/ghost", readme, ["m-Q8_0.gguf"])
+    assert set(got) == {"m-Q8_0.gguf"}
+    assert got["m-Q8_0.gguf"]["recommended_by_card"] is False
+
+
+def test_admonition_reads_like_prose(qhub: HubServer, tmp_path: Path) -> None:
+    readme = (
+        f"# m\n\n{TABLE}\n> [!TIP]\n> Best balance of speed and quality: `Q4_K_M`.\n\n"
+        "> [!NOTE]\n> Q3_K_S is not recommended.\n"
+    )
+    files = ["m-Q8_0.gguf", "m-Q4_K_M.gguf", "m-Q3_K_S.gguf"]
+    got = _variants(qhub, tmp_path, "o/admonition", readme, files)
+    (tip,) = got["m-Q4_K_M.gguf"]["mentions"]
+    assert (tip["place"], tip["recommended"]) == ("admonition", True)
+    assert got["m-Q4_K_M.gguf"]["recommended_by_card"] is True
+    (note,) = got["m-Q3_K_S.gguf"]["mentions"]
+    assert (note["place"], note["recommended"]) == ("admonition", False)
+
+
+def test_command_naming_another_repo_is_not_this_repos(qhub: HubServer, tmp_path: Path) -> None:
+    readme = (
+        f"# m\n\n{TABLE}\n```\nllama-cli -hf o/commands:Q6_K\n"
+        "llama-cli -hf someone/else-GGUF:Q4_K_M\n"
+        "huggingface-cli download o/commands --include m-IQ3_M.gguf\n```\n"
+    )
+    files = ["m-Q8_0.gguf", "m-Q6_K.gguf", "m-Q4_K_M.gguf", "m-IQ3_M.gguf"]
+    got = _variants(qhub, tmp_path, "o/commands", readme, files)
+    assert [m["place"] for m in got["m-Q6_K.gguf"]["mentions"]] == ["code"]
+    assert [m["place"] for m in got["m-IQ3_M.gguf"]["mentions"]] == ["code"]
+    assert got["m-Q4_K_M.gguf"]["mentions"] == []
+    assert got["m-Q4_K_M.gguf"]["hub_status"] == "hub-only"
+
+
+def test_branch_named_in_a_command_and_prose(qhub: HubServer, tmp_path: Path) -> None:
+    readme = (
+        "| Branch | Bits |\n|---|---|\n| [6_5](https://huggingface.co/o/br/tree/6_5) | 6.5 |\n\n"
+        "The 4.0bpw branch is recommended for 24 GB cards.\n\n"
+        "```\nhuggingface-cli download o/br --revision 4.0bpw\n```\n"
+    )
+    make_repo(
+        qhub.root,
+        "o/br",
+        {
+            "main": {"measurement.json": "{}"},
+            "6_5": {"model.safetensors": 2 * MIB},
+            "4.0bpw": {"model.safetensors": MIB},
+            "3.0bpw": {"model.safetensors": MIB},
+        },
+        readme=readme,
+    )
+    got = {v["name"]: v for v in _list(qhub, tmp_path, "o/br")["variants"]}
+    four = got["4.0bpw"]
+    assert four["hub_status"] == "present"
+    assert four["recommended_by_card"] is True
+    assert {m["place"] for m in four["mentions"]} == {"prose", "code"}
+    assert got["3.0bpw"]["hub_status"] == "hub-only"
+
+
+def test_the_picks_why_quotes_the_cards_recommendation(qhub: HubServer, tmp_path: Path) -> None:
+    # two files of one type: the card's word decides between them, and the pick says so
+    readme = f"# m\n\n{TABLE}\n- `m-Q4_K_M-a.gguf`: recommended, the best balance.\n"
+    model = GgufModel()
+    files = {"m-Q4_K_M-a.gguf": model, "m-Q4_K_M-b.gguf": model}
+    make_repo(qhub.root, "o/why", {"main": files}, readme=readme)
+    r = run_qp(
+        "pick",
+        "o/why",
+        "--vram",
+        "24",
+        "--ctx",
+        "4k",
+        env={"HF_ENDPOINT": qhub.endpoint, "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert r.returncode == 0, r.stderr
+    # without the card, names break the tie: -b would win
+    assert r.stdout.strip() == "m-Q4_K_M-a.gguf"
+    assert (
+        'recommended by the card (prose, line 7: "m-Q4_K_M-a.gguf: recommended, the best balance.")'
+        in r.stderr
+    )
+
+
+def test_card_only_mentions_stay_annotations_of_table_rows() -> None:
+    card = parse_card(
+        "| File | Size |\n|---|---|\n| m-Q4_K_M.gguf | 4 GB |\n| m-Q8_0.gguf | 8 GB |\n\n"
+        "## m-Q6_K.gguf\n\nI would recommend Q4_K_M over Q8_0.\n"
+    )
+    assert [v.name for v in card.variants] == ["m-Q4_K_M.gguf", "m-Q8_0.gguf"]
+    rec = {v.name: v.recommended_by_card for v in card.variants}
+    assert rec == {"m-Q4_K_M.gguf": True, "m-Q8_0.gguf": False}
+    assert {m.name for m in card.mentions} >= {"m-Q6_K.gguf", "Q4_K_M", "Q8_0"}
