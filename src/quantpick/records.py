@@ -99,6 +99,19 @@ class Mention(Record):
     source: Source = Source.CARD
 
 
+class SafetensorsFacts(Record):
+    """What a variant's safetensors headers say (read over Range, never the weights)."""
+
+    # elements per dtype as the headers count them; a GPTQ/AWQ layout packs several weights into
+    # one I32 element, so "I32" counts packed words, not parameters
+    parameters_by_dtype: dict[str, int]
+    parameter_count: int
+    # every tensor's bytes from its data offsets: the weights as loaded, exactly
+    weights_bytes: int
+    shards: int
+    source: Source = Source.HEADER
+
+
 class Variant(Record):
     name: str
     kind: VariantKind
@@ -122,6 +135,8 @@ class Variant(Record):
     # the weights' bytes as loaded: every tensor's bytes from the GGUF headers of all its parts
     weights_bytes: int | None = None
     weights_source: Source | None = None
+    # a safetensors variant's headers (branch repos: its branch; single-variant repos: main)
+    safetensors: SafetensorsFacts | None = None
     quant_method: str | None = None
     recommended_by_card: bool = False
     description: str = ""

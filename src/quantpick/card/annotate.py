@@ -36,7 +36,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _ADMONITION = re.compile(r"^\s*\[!\w+\]")
 # the repo a command or prose line names: `-hf o/r:TAG`, `download o/r`, `hf.co/o/r`
 _REPO_ARG = re.compile(
-    r"(?:(?:^|\s)(?:-hf|--hf-repo|-hfr|--repo|--model-id|download|pull|run|clone)\s+"
+    r"(?:(?:^|\s)(?:-hf|--hf-repo|-hfr|--repo|--model-id|download)\s+"
     r"[\"']?(?:https?://)?(?:(?:www\.)?huggingface\.co/|hf\.co/)?"
     r"|(?:huggingface\.co|hf\.co)/|repo_id\s*=\s*[\"']|from_pretrained\(\s*[\"'])"
     r"(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]*[\w])"

@@ -224,13 +224,16 @@ def _bits_weights_bytes(variant: Variant, shape: ModelShape, runtime: Runtime) -
 def weights_bytes(
     variant: Variant, shape: ModelShape | None, runtime: Runtime
 ) -> tuple[int, Source] | None:
-    """Weights on the GPU: the Hub's real file sizes, else the card's, else bits x parameters."""
-    if variant.size_bytes is not None:
-        size = variant.size_bytes
+    """Weights on the GPU: the tensors' bytes from the file headers, else the Hub's real file
+    sizes (which also count tokenizer and other files), else the card's, else bits x parameters."""
+    exact = variant.weights_bytes if variant.weights_source is Source.HEADER else None
+    if exact is not None or variant.size_bytes is not None:
+        size = exact if exact is not None else variant.size_bytes or 0
         if runtime in _EXL and not _EXL[runtime].EMBEDDINGS_ON_GPU and shape is not None:
             # exllamav2 keeps the embedding table in system RAM
             size -= embedding_parameters(shape) * FP16_BYTES
-        return max(size, 0), variant.size_source or Source.CARD
+        source = Source.HEADER if exact is not None else variant.size_source or Source.CARD
+        return max(size, 0), source
     if shape is None:
         return None
     estimated = _bits_weights_bytes(variant, shape, runtime)

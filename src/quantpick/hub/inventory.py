@@ -15,6 +15,7 @@ from quantpick.estimate.shape import shape_from_config
 from quantpick.hub.config_facts import config_facts
 from quantpick.hub.gguf_facts import gguf_facts
 from quantpick.hub.reconcile import branch_is_variant, reconcile
+from quantpick.hub.safetensors_facts import safetensors_facts
 from quantpick.records import (
     HubStatus,
     ModelCard,
@@ -132,6 +133,7 @@ def from_hub(
     else:
         shape, origin = _shape_from_hub(hub, card, listing, variants)
     variants = config_facts(hub, listing, variants)
+    variants = safetensors_facts(hub, listing, variants)
     variants, header_shape, header_origin = gguf_facts(hub, listing, variants)
     if shape is None and header_shape is not None:
         shape, origin = header_shape, header_origin
