@@ -58,7 +58,7 @@ def test_mentions_outside_the_table_annotate_hub_files(qhub: HubServer, tmp_path
     assert q5["hub_status"] == "present"
     assert q5["recommended_by_card"] is True
     places = {(m["place"], m["recommended"]) for m in q5["mentions"]}
-    assert places == {("prose", True), ("code", False)}
+    assert places == {("prose", True), ("command", False)}
     (said,) = (m for m in q5["mentions"] if m["recommended"])
     assert said["source"] == "card"
     assert said["text"] == "We recommend Q5_K_M for most users."
@@ -123,8 +123,8 @@ def test_command_naming_another_repo_is_not_this_repos(qhub: HubServer, tmp_path
     )
     files = ["m-Q8_0.gguf", "m-Q6_K.gguf", "m-Q4_K_M.gguf", "m-IQ3_M.gguf"]
     got = _variants(qhub, tmp_path, "o/commands", readme, files)
-    assert [m["place"] for m in got["m-Q6_K.gguf"]["mentions"]] == ["code"]
-    assert [m["place"] for m in got["m-IQ3_M.gguf"]["mentions"]] == ["code"]
+    assert [m["place"] for m in got["m-Q6_K.gguf"]["mentions"]] == ["command"]
+    assert [m["place"] for m in got["m-IQ3_M.gguf"]["mentions"]] == ["command"]
     assert got["m-Q4_K_M.gguf"]["mentions"] == []
     assert got["m-Q4_K_M.gguf"]["hub_status"] == "hub-only"
 
@@ -150,7 +150,7 @@ def test_branch_named_in_a_command_and_prose(qhub: HubServer, tmp_path: Path) ->
     four = got["4.0bpw"]
     assert four["hub_status"] == "present"
     assert four["recommended_by_card"] is True
-    assert {m["place"] for m in four["mentions"]} == {"prose", "code"}
+    assert {m["place"] for m in four["mentions"]} == {"prose", "command"}
     assert got["3.0bpw"]["hub_status"] == "hub-only"
 
 
@@ -176,6 +176,22 @@ def test_the_picks_why_quotes_the_cards_recommendation(qhub: HubServer, tmp_path
         'recommended by the card (prose, line 7: "m-Q4_K_M-a.gguf: recommended, the best balance.")'
         in r.stderr
     )
+
+
+def test_a_link_target_wins_over_its_text(qhub: HubServer, tmp_path: Path) -> None:
+    # the label alone names two files (no match); the link says which
+    readme = (
+        f"# m\n\n{TABLE}\nWe recommend "
+        "[Q4_K_M](https://huggingface.co/o/linked/resolve/main/b-Q4_K_M.gguf).\n\n"
+        "```\nmake\n./main -m a-Q4_K_M.gguf\n```\n"
+    )
+    files = ["m-Q8_0.gguf", "a-Q4_K_M.gguf", "b-Q4_K_M.gguf"]
+    got = _variants(qhub, tmp_path, "o/linked", readme, files)
+    assert got["b-Q4_K_M.gguf"]["recommended_by_card"] is True
+    assert got["a-Q4_K_M.gguf"]["recommended_by_card"] is False
+    (cmd,) = got["a-Q4_K_M.gguf"]["mentions"]
+    # a fence's content starts on the line after the fence
+    assert (cmd["place"], cmd["line"]) == ("command", 11)
 
 
 def test_card_only_mentions_stay_annotations_of_table_rows() -> None:

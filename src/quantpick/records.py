@@ -81,6 +81,8 @@ class MentionPlace(StrEnum):
     PROSE = "prose"
     ADMONITION = "admonition"
     CODE = "code"
+    # a code line that loads or fetches it (`-m x.gguf`, `--hf-file`, `-hf repo:Q8_0`)
+    COMMAND = "command"
 
 
 class Mention(Record):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from quantpick.card import values as cv
-from quantpick.card.links import hub_target, same_repo
+from quantpick.card.links import TargetKind, hub_target, same_repo
 from quantpick.card.markdown import Block, Inline, parse_inline
 from quantpick.card.matchkeys import single_match
 from quantpick.card.names import describe, is_quant_label
@@ -33,6 +34,11 @@ def _may_name(text: str) -> bool:
 
 _TOKEN = re.compile(r"[\w][\w.\-+]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# a shell command that names what to load or fetch (llama.cpp, huggingface-cli, ollama)
+_COMMAND = re.compile(
+    r"(?:^|\s)(?:-m|--model|-hf|-hfr|--hf-repo|-hff|--hf-file|--include|--revision|-b)\s"
+    r"|\b(?:download|ollama|llama-\w+)\b"
+)
 _ADMONITION = re.compile(r"^\s*\[!\w+\]")
 # the repo a command or prose line names: `-hf o/r:TAG`, `download o/r`, `hf.co/o/r`
 _REPO_ARG = re.compile(
@@ -65,25 +71,48 @@ def _name(token: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _LinkTo:
+    text: str
+    repo: str
+    # what the link points at: a file's name or a branch, when it points at one
+    target: str | None
+
+
 def _foreign(
-    sentence: str, links: Sequence[tuple[str, str]], token: str, at: int, own: str | None
+    sentence: str, links: Sequence[_LinkTo], token: str, at: int, own: str | None
 ) -> str | None:
     """The other repo a token at `at` is named for: a link into it, or a repo argument before it."""
-    for text, repo in links:
-        if token in text and not same_repo(repo, own):
-            return repo
+    for link in links:
+        if token in link.text and not same_repo(link.repo, own):
+            return link.repo
     named = [m["repo"] for m in _REPO_ARG.finditer(sentence) if m.start("repo") < at]
     if named and not same_repo(named[-1], own):
         return named[-1]
     return None
 
 
-def _link_repos(inline: Inline) -> list[tuple[str, str]]:
+def _linked(links: Sequence[_LinkTo], token: str) -> str:
+    """What a link the token labels points at wins over its text (`[Q4_K_M](.../x-Q4_K_M.gguf)`)."""
+    for link in links:
+        if link.target and token in link.text:
+            return link.target
+    return token
+
+
+def _link_targets(inline: Inline) -> list[_LinkTo]:
     out = []
     for link in inline.links:
-        target = hub_target(link.href)
-        if target is not None:
-            out.append((link.text, target.repo))
+        t = hub_target(link.href)
+        if t is None:
+            continue
+        if t.kind is TargetKind.FILE and _name(t.basename):
+            target: str | None = t.basename
+        elif t.kind is TargetKind.TREE and not t.path and t.revision:
+            target = t.revision
+        else:
+            target = None
+        out.append(_LinkTo(link.text, t.repo, target))
     return out
 
 
@@ -94,12 +123,14 @@ def _positive_ends(sentence: str) -> list[int]:
 
 
 def _sentence_mentions(
-    sentence: str, place: MentionPlace, line: int, links: list[tuple[str, str]], own: str | None
+    sentence: str, place: MentionPlace, line: int, links: list[_LinkTo], own: str | None
 ) -> Iterator[Mention]:
     found = [(m.start(), n) for m in _TOKEN.finditer(sentence) if (n := _name(m[0]))]
     if not found:
         return
-    ends = _positive_ends(sentence) if place is not MentionPlace.CODE else []
+    if place is MentionPlace.CODE and _COMMAND.search(sentence):
+        place = MentionPlace.COMMAND
+    ends = [] if place in (MentionPlace.CODE, MentionPlace.COMMAND) else _positive_ends(sentence)
     chosen: set[int] = set()
     for end in ends:
         rival = _UNTIL_RIVAL.search(sentence, end)
@@ -114,7 +145,7 @@ def _sentence_mentions(
     text = sentence if len(sentence) <= _MAX_TEXT else sentence[: _MAX_TEXT - 1] + "\u2026"
     for i, (at, name) in enumerate(found):
         yield Mention(
-            name=name,
+            name=_linked(links, name),
             place=place,
             line=line,
             recommended=i in chosen,
@@ -130,10 +161,11 @@ def card_mentions(blocks: list[Block], code: list[Block], own: str | None) -> tu
     for block in sorted([*blocks, *code], key=lambda b: b.line):
         if not _may_name(block.raw):
             continue
-        pieces: list[tuple[int, str, MentionPlace, list[tuple[str, str]]]]
+        pieces: list[tuple[int, str, MentionPlace, list[_LinkTo]]]
         if id(block) in code_ids:
+            # fenced code (nearly all code on cards) starts on the line after its fence
             pieces = [
-                (block.line + n, line, MentionPlace.CODE, [])
+                (block.line + 1 + n, line, MentionPlace.CODE, [])
                 for n, line in enumerate(block.raw.split("\n"))
             ]
         else:
@@ -145,7 +177,7 @@ def card_mentions(blocks: list[Block], code: list[Block], own: str | None) -> tu
                 if _ADMONITION.match(block.raw)
                 else MentionPlace.PROSE
             )
-            links = _link_repos(inline)
+            links = _link_targets(inline)
             pieces = [(block.line, s, place, links) for s in _SENTENCE_END.split(inline.text)]
         for line, text, place, links in pieces:
             if not _may_name(text):

@@ -115,8 +115,15 @@ def from_card_file(path: Path, config: Path | None = None, repo: str | None = No
 
 
 def from_hub(
-    hub: Hub, repo: str, revision: str | None = None, config: Path | None = None
+    hub: Hub,
+    repo: str,
+    revision: str | None = None,
+    config: Path | None = None,
+    *,
+    safetensors_headers: bool = True,
 ) -> Inventory:
+    """`safetensors_headers=False` (search's many repos, a fetch that sizes nothing) skips the
+    branches' safetensors headers: they refine a listing's facts and estimates, nothing else."""
     # the listing first: an API call that fails fast when the Hub is unreachable, where the card's
     # download would sit through huggingface_hub's own retries
     listing = hub.listing(repo)
@@ -133,7 +140,8 @@ def from_hub(
     else:
         shape, origin = _shape_from_hub(hub, card, listing, variants)
     variants = config_facts(hub, listing, variants)
-    variants = safetensors_facts(hub, listing, variants)
+    if safetensors_headers:
+        variants = safetensors_facts(hub, listing, variants)
     variants, header_shape, header_origin = gguf_facts(hub, listing, variants)
     if shape is None and header_shape is not None:
         shape, origin = header_shape, header_origin
