@@ -203,3 +203,29 @@ def test_card_only_mentions_stay_annotations_of_table_rows() -> None:
     rec = {v.name: v.recommended_by_card for v in card.variants}
     assert rec == {"m-Q4_K_M.gguf": True, "m-Q8_0.gguf": False}
     assert {m.name for m in card.mentions} >= {"m-Q6_K.gguf", "Q4_K_M", "Q8_0"}
+
+
+@pytest.mark.parametrize(
+    ("prose", "recommended"),
+    [
+        ("We recommend Q5_K_M for most users.", {"m-Q5_K_M.gguf"}),
+        ("For most people Q5_K_M is the sweet spot, not Q8_0.", {"m-Q5_K_M.gguf"}),
+        ("### m-Q8_0.gguf (recommended)", {"m-Q8_0.gguf"}),
+        ("Best balance: `Q4_K_M`.", {"m-Q4_K_M.gguf"}),
+        ("> [!TIP]\n> Q4_K_M is the best choice.", {"m-Q4_K_M.gguf"}),
+        # ambiguous, negated or comparative: no single pick
+        ("Use Q4_K_M or Q5_K_M; both are recommended.", set()),
+        ("Q4_K_M is not the best choice here.", set()),
+        ("Q2_K is not recommended, use Q4_K_M.", set()),
+        ("Q5_K_M is recommended over Q4_K_M.", set()),
+        ("Q4_K is recommended.", set()),
+        ("We recommend i1-Q4_K_M.", set()),
+    ],
+)
+def test_prose_recommendations_by_sentence_structure(prose: str, recommended: set[str]) -> None:
+    table = "| File | Size |\n|---|---|\n" + "".join(
+        f"| m-{q}.gguf | 4 GB |\n" for q in ("Q4_K_M", "Q5_K_M", "Q8_0")
+    )
+    card = parse_card(f"# m\n\n{table}\n{prose}\n")
+    assert {v.name for v in card.variants if v.recommended_by_card} == recommended
+    assert len(card.variants) == 3

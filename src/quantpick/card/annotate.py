@@ -27,11 +27,6 @@ _MAY_NAME = re.compile(
     r"|[Gg][Pp][Tt][Qq]|AWQ|awq|[Ee][Xx][Ll][23]|BF16|F16|FP16|F32|MXFP4|bf16|f16|fp16|f32",
 )
 
-
-def _may_name(text: str) -> bool:
-    return bool(_MAY_NAME_LOWER.search(text.lower()) and _MAY_NAME.search(text))
-
-
 _TOKEN = re.compile(r"[\w][\w.\-+]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # a shell command that names what to load or fetch (llama.cpp, huggingface-cli, ollama)
@@ -51,10 +46,17 @@ _REPO_ARG = re.compile(
 _ALSO_POSITIVE = re.compile(
     r"\b(?:suggested|best (?:balance|choice|trade-?off)|sweet spot|good default)\b", re.I
 )
+_NEGATED = re.compile(r"(?:\bnot|n't|\bnever|\bno)\W+(?:\w+\W+){0,2}$", re.I)
+# a positive word as the predicate of the name before it: 'is recommended', 'is the sweet spot'
+_PREDICATE = re.compile(r"(?:\b(?:is|are|'s)\s+(?:\w+\s+){0,2}|\(\s*)$", re.I)
 _UNTIL_RIVAL = re.compile(r"\b(?:over|instead of|rather than|than|vs\.?|versus)\b", re.I)
 MAX_MENTIONS = 256
 MAX_PER_VARIANT = 8
 _MAX_TEXT = 200
+
+
+def _may_name(text: str) -> bool:
+    return bool(_MAY_NAME_LOWER.search(text.lower()) and _MAY_NAME.search(text))
 
 
 def _name(token: str) -> str | None:
@@ -116,10 +118,40 @@ def _link_targets(inline: Inline) -> list[_LinkTo]:
     return out
 
 
-def _positive_ends(sentence: str) -> list[int]:
-    ends = cv.recommendation_spans(sentence)
-    ends += [m.end() for m in _ALSO_POSITIVE.finditer(sentence)]
-    return sorted(ends)
+def _positive_spans(sentence: str) -> list[tuple[int, int]]:
+    low = sentence.lower()
+    spans = [(low.rfind("recommend", 0, end), end) for end in cv.recommendation_spans(sentence)]
+    spans += [
+        m.span()
+        for m in _ALSO_POSITIVE.finditer(sentence)
+        if not _NEGATED.search(sentence[max(0, m.start() - 30) : m.start()])
+    ]
+    return sorted(spans)
+
+
+def _chosen(sentence: str, found: list[tuple[int, str]]) -> set[int]:
+    """Which names the sentence's positive words single out: the subject of a predicate ('X is
+    recommended', 'X is the sweet spot', 'X (recommended)'), else the first name after the word
+    ('we recommend X', 'best balance: X'), up to a rival ('over', 'rather than')."""
+    spans = _positive_spans(sentence)
+    chosen: set[int] = set()
+    for start, end in spans:
+        if _PREDICATE.search(sentence[max(0, start - 40) : start]):
+            # the clause's one subject; 'X or Y; both are recommended' names no single one
+            clause = max(sentence.rfind(p, 0, start) for p in ";:,")
+            before = [i for i, (at, _) in enumerate(found) if clause < at < start]
+            if len(before) == 1:
+                chosen.add(before[0])
+            continue
+        rival = _UNTIL_RIVAL.search(sentence, end)
+        stop = rival.start() if rival else len(sentence)
+        after = [i for i, (at, _) in enumerate(found) if end <= at < stop]
+        if after:
+            chosen.add(after[0])
+    # one name and a positive word anywhere: '- `Q5_K_M`: recommended, the best balance'
+    if spans and not chosen and len({n.lower() for _, n in found}) == 1:
+        chosen.add(0)
+    return chosen
 
 
 def _sentence_mentions(
@@ -130,18 +162,8 @@ def _sentence_mentions(
         return
     if place is MentionPlace.CODE and _COMMAND.search(sentence):
         place = MentionPlace.COMMAND
-    ends = [] if place in (MentionPlace.CODE, MentionPlace.COMMAND) else _positive_ends(sentence)
-    chosen: set[int] = set()
-    for end in ends:
-        rival = _UNTIL_RIVAL.search(sentence, end)
-        after = [
-            i for i, (at, _) in enumerate(found) if at >= end and (not rival or at < rival.start())
-        ]
-        if after:
-            chosen.add(after[0])
-    # one name and a positive word anywhere: 'Q4_K_M (recommended)', '- Q5_K_M: suggested'
-    if ends and not chosen and len({n.lower() for _, n in found}) == 1:
-        chosen.add(0)
+    in_code = place in (MentionPlace.CODE, MentionPlace.COMMAND)
+    chosen = set() if in_code else _chosen(sentence, found)
     text = sentence if len(sentence) <= _MAX_TEXT else sentence[: _MAX_TEXT - 1] + "\u2026"
     for i, (at, name) in enumerate(found):
         yield Mention(
