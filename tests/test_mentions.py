@@ -94,6 +94,35 @@ def test_a_mention_never_lands_on_a_near_miss(
     assert set(got) == {"m-Q8_0.gguf", hub_file}
 
 
+@pytest.mark.parametrize(
+    ("said", "lands_on"),
+    [
+        ("Q4_K_M", "m-Q4_K_M.gguf"),
+        ("i1-Q4_K_M", "m.i1-Q4_K_M.gguf"),
+        ("m-Q4_K_M.gguf", "m-Q4_K_M.gguf"),
+        ("m-V2-Q4_K_M.gguf", "m-V2-Q4_K_M.gguf"),
+        ("IQ4_NL", "m-IQ4_NL.gguf"),
+    ],
+)
+def test_beside_its_near_misses_a_mention_finds_its_own(
+    qhub: HubServer, tmp_path: Path, said: str, lands_on: str
+) -> None:
+    readme = f"# m\n\n{TABLE}\nWe recommend {said}.\n"
+    files = ["m-Q8_0.gguf", "m-Q4_K_M.gguf", "m.i1-Q4_K_M.gguf", "m-IQ4_NL.gguf", "m-IQ4_XS.gguf"]
+    if said.startswith("m-"):
+        files.append("m-V2-Q4_K_M.gguf")
+    repo = f"o/beside-{abs(hash(said))}"
+    got = _variants(qhub, tmp_path, repo, readme, files)
+    assert {n for n, v in got.items() if v["recommended_by_card"]} == {lands_on}
+
+
+def test_a_bare_type_two_uploads_share_lands_nowhere(qhub: HubServer, tmp_path: Path) -> None:
+    readme = f"# m\n\n{TABLE}\nWe recommend Q4_K_M.\n"
+    files = ["m-Q8_0.gguf", "m-Q4_K_M.gguf", "m-V2-Q4_K_M.gguf"]
+    got = _variants(qhub, tmp_path, "o/two-uploads", readme, files)
+    assert not [n for n, v in got.items() if v["recommended_by_card"] or v["mentions"]]
+
+
 def test_mention_that_matches_nothing_is_not_offered(qhub: HubServer, tmp_path: Path) -> None:
     readme = f"# m\n\n{TABLE}\nWe recommend Q6_K.\n"
     got = _variants(qhub, tmp_path, "o/ghost", readme, ["m-Q8_0.gguf"])
@@ -119,6 +148,7 @@ def test_command_naming_another_repo_is_not_this_repos(qhub: HubServer, tmp_path
     readme = (
         f"# m\n\n{TABLE}\n```\nllama-cli -hf o/commands:Q6_K\n"
         "llama-cli -hf someone/else-GGUF:Q4_K_M\n"
+        "see someone/else-GGUF:Q4_K_M too\n"
         "huggingface-cli download o/commands --include m-IQ3_M.gguf\n```\n"
     )
     files = ["m-Q8_0.gguf", "m-Q6_K.gguf", "m-Q4_K_M.gguf", "m-IQ3_M.gguf"]

@@ -39,7 +39,9 @@ _ADMONITION = re.compile(r"^\s*\[!\w+\]")
 _REPO_ARG = re.compile(
     r"(?:(?:^|\s)(?:-hf|--hf-repo|-hfr|--repo|--model-id|download)\s+"
     r"[\"']?(?:https?://)?(?:(?:www\.)?huggingface\.co/|hf\.co/)?"
-    r"|(?:huggingface\.co|hf\.co)/|repo_id\s*=\s*[\"']|from_pretrained\(\s*[\"'])"
+    r"|(?:huggingface\.co|hf\.co)/|repo_id\s*=\s*[\"']|from_pretrained\(\s*[\"']"
+    # `owner/name:branch` (text-generation-webui, ollama tags)
+    r"|(?<![\w/.:-])(?=[A-Za-z0-9][\w.\-]*/[\w.\-]*[\w]:\w))"
     r"(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]*[\w])"
 )
 # positive words beside `recommend` that single out one quant ("best balance: Q4_K_M")
