@@ -3,14 +3,13 @@ the Hub's variants: `quantpick list --json` against the loopback Hub serving sma
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qp import run_qp
+from qp import list_json, run_qp
 from quantpick.card.parser import parse_card
 from quantpick.testing.builder import make_repo
 from quantpick.testing.gguf_files import GgufModel
@@ -26,24 +25,11 @@ def qhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
         yield server
 
 
-def _list(qhub: HubServer, tmp_path: Path, repo: str, *args: str) -> dict[str, Any]:
-    r = run_qp(
-        "list",
-        repo,
-        "--json",
-        *args,
-        env={"HF_ENDPOINT": qhub.endpoint, "HF_HOME": str(tmp_path / "hf")},
-    )
-    assert r.returncode == 0, r.stderr
-    doc: dict[str, Any] = json.loads(r.stdout)
-    return doc
-
-
 def _variants(
     qhub: HubServer, tmp_path: Path, repo: str, readme: str, files: list[str]
 ) -> dict[str, Any]:
     make_repo(qhub.root, repo, {"main": dict.fromkeys(files, MIB)}, readme=readme)
-    return {v["name"]: v for v in _list(qhub, tmp_path, repo)["variants"]}
+    return {v["name"]: v for v in list_json(qhub, tmp_path, repo)["variants"]}
 
 
 def test_mentions_outside_the_table_annotate_hub_files(qhub: HubServer, tmp_path: Path) -> None:
@@ -176,7 +162,7 @@ def test_branch_named_in_a_command_and_prose(qhub: HubServer, tmp_path: Path) ->
         },
         readme=readme,
     )
-    got = {v["name"]: v for v in _list(qhub, tmp_path, "o/br")["variants"]}
+    got = {v["name"]: v for v in list_json(qhub, tmp_path, "o/br")["variants"]}
     four = got["4.0bpw"]
     assert four["hub_status"] == "present"
     assert four["recommended_by_card"] is True

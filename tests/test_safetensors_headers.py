@@ -8,11 +8,10 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from qp import run_qp
+from qp import list_json, run_qp
 from quantpick.testing.builder import make_repo
 from quantpick.testing.safetensors_files import (
     DTYPE_BYTES,
@@ -55,19 +54,6 @@ def _bytes(tensors: tuple[Tensor, ...]) -> int:
     return sum(math.prod(shape) * DTYPE_BYTES[dtype] for _, dtype, shape in tensors)
 
 
-def _list(qhub: HubServer, tmp_path: Path, repo: str, *args: str) -> dict[str, Any]:
-    r = run_qp(
-        "list",
-        repo,
-        "--json",
-        *args,
-        env={"HF_ENDPOINT": qhub.endpoint, "HF_HOME": str(tmp_path / "hf")},
-    )
-    assert r.returncode == 0, r.stderr
-    doc: dict[str, Any] = json.loads(r.stdout)
-    return doc
-
-
 @pytest.mark.parametrize("xet", [True, False], ids=["xet-bridge", "plain-lfs"])
 def test_sharded_single_variant_repo(qhub: HubServer, tmp_path: Path, xet: bool) -> None:
     tensors = llama_tensors(gptq_bits=4, group_size=32)
@@ -75,7 +61,7 @@ def test_sharded_single_variant_repo(qhub: HubServer, tmp_path: Path, xet: bool)
     files = {"config.json": config, "tokenizer.json": "x" * 50_000}
     files |= safetensors_files(tensors, shards=3)
     make_repo(qhub.root, "o/m-GPTQ-4bit", {"main": files}, readme="# m\n", xet=xet)
-    doc = _list(qhub, tmp_path, "o/m-GPTQ-4bit", "--vram", "24", "--ctx", "4k")
+    doc = list_json(qhub, tmp_path, "o/m-GPTQ-4bit", "--vram", "24", "--ctx", "4k")
     (v,) = doc["variants"]
     facts = v["safetensors"]
     assert facts["parameters_by_dtype"] == _by_dtype(tensors)
@@ -95,7 +81,7 @@ def test_sharded_single_variant_repo(qhub: HubServer, tmp_path: Path, xet: bool)
     assert len(st_requests) <= 3 * 2 + 4
     # cached under the commit: a second look-up reads no header
     qhub.requests.clear()
-    again = _list(qhub, tmp_path, "o/m-GPTQ-4bit")
+    again = list_json(qhub, tmp_path, "o/m-GPTQ-4bit")
     assert again["variants"][0]["safetensors"] == facts
     assert not [r for r in qhub.requests if "safetensors" in r.path]
 
@@ -114,7 +100,7 @@ def test_branch_variants_read_their_own_branch(qhub: HubServer, tmp_path: Path) 
             "gptq-3bit-32g": {"config.json": config, "model.bin": 4096},
         },
     )
-    got = {v["name"]: v for v in _list(qhub, tmp_path, "o/m-GPTQ")["variants"]}
+    got = {v["name"]: v for v in list_json(qhub, tmp_path, "o/m-GPTQ")["variants"]}
     assert got["gptq-4bit-32g"]["safetensors"]["weights_bytes"] == _bytes(four)
     assert got["gptq-4bit-32g"]["safetensors"]["shards"] == 1
     assert got["gptq-8bit-32g"]["safetensors"]["weights_bytes"] == _bytes(eight)
@@ -140,6 +126,29 @@ def test_unreadable_header_costs_only_its_facts(qhub: HubServer, tmp_path: Path)
         {"main": {"config.json": json.dumps(CONFIG), "model.safetensors": b"\xff" * 64}},
         readme="# m\n",
     )
-    (v,) = _list(qhub, tmp_path, "o/m-AWQ")["variants"]
+    (v,) = list_json(qhub, tmp_path, "o/m-AWQ")["variants"]
     assert v["safetensors"] is None
     assert v["size_source"] == "hub"
+
+
+def test_table_shows_header_weights_only_where_they_fit(qhub: HubServer, tmp_path: Path) -> None:
+    tensors = llama_tensors(gptq_bits=4, group_size=32)
+    branches = {
+        "main": {"README.md": "# m\n"},
+        "gptq-4bit-32g": {"config.json": json.dumps(CONFIG), **safetensors_files(tensors)},
+    }
+    make_repo(qhub.root, "o/m-table-GPTQ", branches)
+    env = {"HF_ENDPOINT": qhub.endpoint, "HF_HOME": str(tmp_path / "hf")}
+    wide = run_qp("list", "o/m-table-GPTQ", env={**env, "COLUMNS": "200"})
+    assert wide.returncode == 0, wide.stderr
+    head, row = wide.stdout.splitlines()[1:3]
+    # one row: the source is said once, in the column's header
+    assert "weights (header)" in head
+    assert f"{_bytes(tensors) / 1e3:.2f} kB" in row
+    assert "(header) = the tensors' bytes in the files' own headers" in wide.stdout
+    narrow = run_qp(
+        "list", "o/m-table-GPTQ", "--vram", "24", "--ctx", "4k", env={**env, "COLUMNS": "80"}
+    )
+    assert narrow.returncode == 0, narrow.stderr
+    assert "(header)" not in narrow.stdout
+    assert all(len(line) <= 80 for line in narrow.stdout.splitlines())

@@ -175,7 +175,8 @@ def _shape_from_hub(
     """config.json from a variant's branch, else from main, else from the base model."""
     candidates: list[tuple[str, str]] = []
     for v in variants:
-        if v.kind is VariantKind.BRANCH and v.hub_status is HubStatus.PRESENT:
+        # a branch the card does not list still holds the same model's config.json
+        if v.kind is VariantKind.BRANCH and v.hub_status in (HubStatus.PRESENT, HubStatus.HUB_ONLY):
             candidates.append((listing.repo, v.name))
             break
     for b in listing.branches:

@@ -3,8 +3,8 @@ counts and exact weight bytes, read with huggingface_hub's `get_safetensors_meta
 
 Bounded: a branch's headers cost the index (sharded) and one ranged GET of 100 kB per shard
 (a second only for a header beyond that), besides huggingface_hub's one or two existence checks;
-at most MAX_BRANCHES branches, PARALLEL at a time. Cached under the branch's commit, like the
-GGUF headers: a second `list` of the same commit asks the Hub for nothing.
+at most config_facts.MAX_BRANCHES branches, PARALLEL at a time. Cached under the branch's
+commit, like the GGUF headers: a second `list` of the same commit asks the Hub for nothing.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingE
 from pydantic import ValidationError
 
 from quantpick.errors import QuantpickError
+from quantpick.hub.config_facts import own_branches
 from quantpick.hub.lookup_cache import cache_leaf
 from quantpick.records import (
     BranchListing,
-    HubStatus,
     RepoListing,
     SafetensorsFacts,
     Source,
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from quantpick.hub.client import Hub
 
 PARALLEL = 8
-MAX_BRANCHES = 48
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
 _NONE = "not-safetensors"
@@ -103,14 +102,7 @@ def safetensors_facts(
     if hub.settings.offline:
         return variants
     branches = {b.name: b for b in listing.branches if _holds_safetensors(b)}
-    names = [
-        v.name
-        for v in variants
-        if v.kind is VariantKind.BRANCH
-        and v.repo is None
-        and v.hub_status in (HubStatus.PRESENT, HubStatus.HUB_ONLY)
-        and v.name in branches
-    ][:MAX_BRANCHES]
+    names = own_branches(variants, set(branches))
     if not names:
         return variants
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(names))) as pool:
