@@ -152,3 +152,22 @@ def test_table_shows_header_weights_only_where_they_fit(qhub: HubServer, tmp_pat
     assert narrow.returncode == 0, narrow.stderr
     assert "(header)" not in narrow.stdout
     assert all(len(line) <= 80 for line in narrow.stdout.splitlines())
+
+
+def test_server_errors_on_a_header_read_are_retried_then_cost_only_the_facts(
+    qhub: HubServer, tmp_path: Path
+) -> None:
+    from quantpick.testing.faults import Fault
+
+    tensors = llama_tensors()
+    files = {"config.json": json.dumps(CONFIG), **safetensors_files(tensors)}
+    make_repo(qhub.root, "o/flaky-AWQ", {"main": files}, readme="# m\n")
+    make_repo(qhub.root, "o/down-AWQ", {"main": files}, readme="# m\n")
+    glob = "/o/{}/resolve/*/model.safetensors"
+    qhub.faults.add(glob.format("flaky-AWQ"), Fault(status=503, times=1, method="GET"))
+    qhub.faults.add(glob.format("down-AWQ"), Fault(status=503, method="GET"))
+    (flaky,) = list_json(qhub, tmp_path, "o/flaky-AWQ")["variants"]
+    assert flaky["safetensors"]["weights_bytes"] == _bytes(tensors)
+    (down,) = list_json(qhub, tmp_path, "o/down-AWQ")["variants"]
+    assert down["safetensors"] is None
+    assert (down["size_source"], down["size_bytes"]) == ("hub", flaky["size_bytes"])
