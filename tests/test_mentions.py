@@ -245,3 +245,27 @@ def test_prose_recommendations_by_sentence_structure(prose: str, recommended: se
     card = parse_card(f"# m\n\n{table}\n{prose}\n")
     assert {v.name for v in card.variants if v.recommended_by_card} == recommended
     assert len(card.variants) == 3
+
+
+def test_a_prose_link_names_the_branch_it_points_at(qhub: HubServer, tmp_path: Path) -> None:
+    readme = (
+        "| Branch | Bits |\n|---|---|\n| [6_5](https://huggingface.co/o/br2/tree/6_5) | 6.5 |\n\n"
+        "For 12 GB we recommend [the smaller one](https://huggingface.co/o/br2/tree/3.0bpw); "
+        "[a friend's](https://huggingface.co/f/br2/tree/4.0bpw) is bigger.\n"
+    )
+    make_repo(
+        qhub.root,
+        "o/br2",
+        {
+            "main": {"measurement.json": "{}"},
+            "6_5": {"model.safetensors": 2 * MIB},
+            "3.0bpw": {"model.safetensors": MIB},
+            "4.0bpw": {"model.safetensors": MIB},
+        },
+        readme=readme,
+    )
+    got = {v["name"]: v for v in list_json(qhub, tmp_path, "o/br2")["variants"]}
+    assert got["3.0bpw"]["recommended_by_card"] is True
+    assert got["3.0bpw"]["hub_status"] == "present"
+    # the friend's repo has a 4.0bpw too: this one's stays the Hub's, unannotated
+    assert (got["4.0bpw"]["hub_status"], got["4.0bpw"]["mentions"]) == ("hub-only", [])

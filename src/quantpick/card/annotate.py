@@ -88,7 +88,7 @@ def _foreign(
 ) -> str | None:
     """The other repo a token at `at` is named for: a link into it, or a repo argument before it."""
     for link in links:
-        if token in link.text and not same_repo(link.repo, own):
+        if (token in link.text or token == link.target) and not same_repo(link.repo, own):
             return link.repo
     named = [m["repo"] for m in _REPO_ARG.finditer(sentence) if m.start("repo") < at]
     if named and not same_repo(named[-1], own):
@@ -160,6 +160,14 @@ def _sentence_mentions(
     sentence: str, place: MentionPlace, line: int, links: list[_LinkTo], own: str | None
 ) -> Iterator[Mention]:
     found = [(m.start(), n) for m in _TOKEN.finditer(sentence) if (n := _name(m[0]))]
+    # a link whose text names nothing ('[the 4.0 bits version](.../tree/4.0bpw)') names its target
+    labelled: dict[int, _LinkTo] = {}
+    for link in links:
+        at = sentence.find(link.text) if link.text and link.target else -1
+        if at >= 0 and not any(at <= t < at + len(link.text) for t, _ in found):
+            labelled[at] = link
+    if labelled:
+        found = sorted([*found, *((at, str(link.target)) for at, link in labelled.items())])
     if not found:
         return
     if place is MentionPlace.CODE and _COMMAND.search(sentence):
@@ -174,7 +182,7 @@ def _sentence_mentions(
             line=line,
             recommended=i in chosen,
             text=text if i in chosen else "",
-            repo=_foreign(sentence, links, name, at, own),
+            repo=_foreign(sentence, [labelled[at]] if at in labelled else links, name, at, own),
         )
 
 
@@ -204,7 +212,7 @@ def card_mentions(blocks: list[Block], code: list[Block], own: str | None) -> tu
             links = _link_targets(inline)
             pieces = [(block.line, s, place, links) for s in _SENTENCE_END.split(inline.text)]
         for line, text, place, links in pieces:
-            if not _may_name(text):
+            if not _may_name(text) and not any(link.target for link in links):
                 continue
             for m in _sentence_mentions(text, place, line, links, own):
                 key = (m.name.lower(), m.place.value, m.line, m.repo)
