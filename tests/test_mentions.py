@@ -39,7 +39,11 @@ def test_mentions_outside_the_table_annotate_hub_files(qhub: HubServer, tmp_path
         "```sh\nllama-cli -m m-Q5_K_M.gguf -p hi\n```\n"
     )
     files = ["m-Q8_0.gguf", "m-Q5_K_M.gguf", "m-IQ4_XS.gguf", "m-Q2_K.gguf"]
+    files += ["m-Q6_K-00001-of-00002.gguf", "m-Q6_K-00002-of-00002.gguf"]
+    readme += "\n```\nllama-server -m m-Q6_K-00001-of-00002.gguf\n```\n"
     got = _variants(qhub, tmp_path, "o/mentions", readme, files)
+    # the first part names the whole split file
+    assert [m["place"] for m in got["m-Q6_K.gguf"]["mentions"]] == ["command"]
     q5 = got["m-Q5_K_M.gguf"]
     assert q5["hub_status"] == "present"
     assert q5["recommended_by_card"] is True
@@ -54,7 +58,7 @@ def test_mentions_outside_the_table_annotate_hub_files(qhub: HubServer, tmp_path
     assert got["m-Q2_K.gguf"]["hub_status"] == "hub-only"
     assert got["m-Q2_K.gguf"]["mentions"] == []
     # a mention creates no variant of its own
-    assert set(got) == set(files)
+    assert set(got) == {*files[:4], "m-Q6_K.gguf"}
 
 
 @pytest.mark.parametrize(

@@ -46,8 +46,9 @@ def _prefixed(hub_stem: str, stem: str) -> bool:
 
 def name_rules(name: str) -> list[Callable[[str], bool]]:
     """Tests over a Hub path's group (path_group), strictest first."""
-    want = name.lower()
-    stem = _stem(name)
+    # a part names its whole file: `-m x-00001-of-00002.gguf` is `x.gguf`
+    want = path_group(name)
+    stem = _stem(want)
     rules: list[Callable[[str], bool]] = [
         lambda g: g == want,
         lambda g: _stem(g) == stem,
