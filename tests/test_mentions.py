@@ -273,3 +273,18 @@ def test_a_prose_link_names_the_branch_it_points_at(qhub: HubServer, tmp_path: P
     assert got["3.0bpw"]["hub_status"] == "present"
     # the friend's repo has a 4.0bpw too: this one's stays the Hub's, unannotated
     assert (got["4.0bpw"]["hub_status"], got["4.0bpw"]["mentions"]) == ("hub-only", [])
+
+
+def test_a_recommended_row_missing_on_the_hub_keeps_its_recommendation(
+    qhub: HubServer, tmp_path: Path
+) -> None:
+    readme = (
+        "| File | Size |\n|---|---|\n| m-Q4_K_M.gguf | 4 GB |\n| m-Q8_0.gguf | 8 GB |\n\n"
+        "We recommend Q4_K_M.\n"
+    )
+    got = _variants(qhub, tmp_path, "o/gone", readme, ["m-Q8_0.gguf", "m-V2-Q4_K_M.gguf"])
+    row = got["m-Q4_K_M.gguf"]
+    assert (row["hub_status"], row["recommended_by_card"]) == ("missing", True)
+    # the re-upload is the Hub's, not the row the card recommended
+    assert got["m-V2-Q4_K_M.gguf"]["recommended_by_card"] is False
+    assert got["m-V2-Q4_K_M.gguf"]["hub_status"] == "hub-only"

@@ -85,7 +85,11 @@ def reconcile(card: ModelCard, listing: RepoListing) -> tuple[Variant, ...]:
     out.extend(_hub_only_branches(listing, claimed_branches, card))
     if main is not None:
         out.extend(_hub_only_files(main, claimed_files, card))
-    return tuple(_named_outside_tables(attach(out, card.mentions, listing.repo)))
+    # a mention the card's own rows already hold stays with them, even one missing on the Hub:
+    # the card meant that row, not the nearest file the Hub happens to have
+    held = {m for v in out for m in v.mentions}
+    loose = [m for m in card.mentions if m not in held]
+    return tuple(_named_outside_tables(attach(out, loose, listing.repo)))
 
 
 def _named_outside_tables(variants: list[Variant]) -> list[Variant]:
