@@ -236,6 +236,48 @@ def llamacpp_checks() -> Iterator[Check]:
         )  # fmt: skip
 
 
+EXL3_FITTED = frozenset({"Llama-3-8B", "Qwen2.5-7B", "Qwen3-30B-A3B"})
+# the GGUF architecture names benchmarks/llamacpp_calibrate.SHAPES uses -> config.json model_type
+# (Mistral is exllamav3's LlamaModel, as "llama")
+_MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe"}
+_EXL3_CACHES = {
+    None: CacheMode.FP16,
+    (8, 8): CacheMode.Q8,
+    (6, 6): CacheMode.Q6,
+    (4, 4): CacheMode.Q4,
+}
+
+
+def exl3_checks() -> Iterator[Check]:
+    """benchmarks/gpu/exllamav3_h200*.json: peak device memory with the context filled (the _extra
+    file: 6-bit layers, 128k contexts, the 6-bit cache; made after the profile was written)."""
+    sys.path.insert(0, str(HERE))
+    from llamacpp_calibrate import SHAPES
+
+    paths = [HERE / "gpu" / "exllamav3_h200.json", HERE / "gpu" / "exllamav3_h200_extra.json"]
+    for path, row in ((p, r) for p in paths for r in json.loads(p.read_text())["rows"]):
+        if "error" in row:
+            continue
+        arch, p = SHAPES[row["shape"]]
+        shape = _measured_shape(
+            {**p, "arch": _MODEL_TYPES[arch], "experts_used": p.get("experts_used", 1)}
+        )
+        variant = Variant(
+            name=f"{row['shape']}-exl3-{row['bits']}.0bpw-h{row['head_bits']}",
+            kind=VariantKind.BRANCH, format=Format.EXL3, bits=float(row["bits"]),
+            head_bits=float(row["head_bits"]), size_bytes=row["tensor_bytes"],
+            size_source=Source.HUB,
+        )  # fmt: skip
+        cache = row["cache"]
+        mode = _EXL3_CACHES[None if cache is None else tuple(cache)]
+        predicted = estimate_vram(variant, shape, row["ctx"], mode).vram_bytes
+        split = "fitted" if row["shape"] in EXL3_FITTED else "held-out"
+        yield Check(
+            f"{path.name} ({split})", variant.name, f"peak/{split}",
+            f"exllamav3 {mode.value}", row["ctx"], row["peak_bytes"], predicted, "",
+        )  # fmt: skip
+
+
 def summarize(checks: list[Check]) -> bool:
     ok = True
     groups: dict[tuple[str, str], list[Check]] = {}
@@ -276,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     card = list(card_checks(args.shared, args.parser))
-    gpu = list(gpu_checks(args.shared)) + list(llamacpp_checks())
+    gpu = list(gpu_checks(args.shared)) + list(llamacpp_checks()) + list(exl3_checks())
     if args.rows:
         for c in card + gpu:
             err = "n/a" if c.error is None else f"{c.error:+.1%}"
@@ -290,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cards: {len(card)} checks of {len(figures)} figures")
     ok_cards = summarize(card)
     print(
-        f"\nGPU measurements (device memory in use: transformers H100, llama.cpp H200): "
+        f"\nGPU measurements (device memory; transformers H100, llama.cpp + exllamav3 H200): "
         f"{len(gpu)} rows"
     )
     ok_gpu = summarize(gpu)

@@ -196,7 +196,7 @@ def _from_formula(
             variant, shape, context_tokens, cache_mode, weights, warnings, flash_attn is not False
         )
     kv = kv_cache_bytes(shape, context_tokens, cache_mode, runtime)
-    buffers = runtime_buffers_bytes(shape, context_tokens, runtime, kv)
+    buffers = runtime_buffers_bytes(shape, context_tokens, runtime, kv, cache_mode=cache_mode)
     context = cuda_context_bytes(runtime)
     needed = weights_size + kv + buffers + context
     total = gross_up(runtime, needed)
