@@ -31,7 +31,17 @@ imported there. The recipe, exactly:
 
 Usage (device):
     python3 exl3_calibrate.py measure --site DIR --work DIR --out DIR --budget-s S [--only A,B]
-Writes OUT/exllamav3_h200.json (rows, rewritten as they come) and OUT/exl3.log.
+        [--bits 4] [--contexts 4096,...] [--caches fp16,8:8,4:4] [--prebuilt DIR] [--result-name F]
+Writes OUT/exllamav3_h200.json (rows, rewritten as they come), OUT/exl3.log and the built
+extension in 15 MiB parts (a later call on a fresh machine carries it: --prebuilt).
+
+benchmarks/gpu/exllamav3_h200.json came from two calls on one warm H200 (2026-12-02):
+    measure --budget-s 550          (build, then rows until the budget)
+    measure --budget-s 310          (the rest: Qwen3-30B-A3B's last rows, Llama-2-13B)
+and exllamav3_h200_extra.json from one call on a fresh machine with --prebuilt:
+    --bits 6 --only Mistral-7B-v0.3,Qwen3-8B --contexts 4096,32768
+    --only Llama-3-8B,Qwen3-8B --contexts 131072         (budget ran out after Qwen3-8B fp16)
+    --only Mistral-7B-v0.3,Qwen3-8B,Llama-2-13B --contexts 16384,65536 --caches 6:6
 """
 
 from __future__ import annotations
