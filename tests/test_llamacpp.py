@@ -242,6 +242,47 @@ def test_pick_prefers_a_full_fit_and_says_what_partial_buys() -> None:
     assert any(r.startswith("partial would buy m.Q8_0.gguf") for r in rec.reasons)
 
 
+def _placed_layers(variant: Variant, llama: ModelShape, budget: Budget, tokens: int) -> int:
+    full = llamacpp.footprint(
+        llama, variant.size_bytes or 0, variant.quant_method, tokens, budget.cache_mode, True
+    )
+    budgets = [v - budget.reserve_bytes for v in budget.gpu_vram_bytes]
+    placed = llamacpp.place(full, llama, variant.quant_method, tokens, budgets)
+    return 0 if placed is None else sum(placed.layers_per_gpu)
+
+
+def test_two_gpus_max_context_is_per_gpu_with_whole_layers() -> None:
+    llama = shape("llama-3-8b").model_copy(update={"max_context_tokens": 131072})
+    q8 = gguf("m.Q8_0.gguf", "Q8_0", 8_540_000_000)
+    two = Budget(gpu_vram_bytes=(7 * GIB, 7 * GIB), reserve_bytes=0, context_tokens=8192)
+    pooled = Budget(gpu_vram_bytes=(14 * GIB,), reserve_bytes=0, context_tokens=8192)
+    split = recommend([q8], llama, two).candidates[0]
+    one = recommend([q8], llama, pooled).candidates[0]
+    assert split.fits
+    assert split.max_context_tokens is not None
+    assert one.max_context_tokens is not None
+    # each GPU pays its own context, buffers and whole layers: less than the pooled figure
+    assert 8192 <= split.max_context_tokens < one.max_context_tokens
+    assert _placed_layers(q8, llama, two, split.max_context_tokens) == 32
+    assert _placed_layers(q8, llama, two, split.max_context_tokens + 1) < 32
+
+
+def test_partial_max_context_keeps_the_reported_layers() -> None:
+    llama = shape("llama-3-8b").model_copy(update={"max_context_tokens": 131072})
+    q8 = gguf("m.Q8_0.gguf", "Q8_0", 8_540_000_000)
+    budget = Budget(gpu_vram_bytes=(6 * GIB,), reserve_bytes=0, context_tokens=8192)
+    candidate = recommend([q8], llama, budget).candidates[0]
+    assert candidate.partial
+    assert candidate.estimate is not None
+    assert candidate.estimate.gpu_layers is not None
+    layers = candidate.estimate.gpu_layers - 1  # -ngl counts the output layer
+    limit = candidate.max_context_tokens
+    assert limit is not None
+    assert limit >= 8192
+    assert _placed_layers(q8, llama, budget, limit) >= layers
+    assert _placed_layers(q8, llama, budget, limit + 1) < layers
+
+
 # --- CLI ------------------------------------------------------------------------------------------
 
 
