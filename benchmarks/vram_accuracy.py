@@ -60,6 +60,7 @@ CARD_CONFIGS = {
     "macadeliccc/laser-dolphin-mixtral-2x7b-dpo": "laser-dolphin-mixtral-2x7b",
     "suparious/mistral-7b-v0.2-layla-v4-exl2": "mistral-7b-v0.2",
     "SanctumAI/Codestral-22B-v0.1-GGUF": "codestral-22b-v0.1",
+    "Qwen/Qwen-7B-Chat-Int4": "qwen-7b",
 }
 # measured model -> config; "mistral-7b" was built without a sliding window (its KV cache grew to
 # 32k)
@@ -93,8 +94,15 @@ def load_shape(name: str) -> ModelShape:
     return shape_from_config(json.loads((HERE / "configs" / f"{name}.json").read_text()))
 
 
-def variant_from_expected(entry: dict[str, object]) -> Variant:
-    """A Variant as the card parser should produce it, from the hand-read expected.json entry."""
+def _card_format(card_format: str) -> Format | None:
+    """expected.json's card-level format (exl2-vram, gptq, gguf-thebloke, ...) as a Format."""
+    head = card_format.split("-")[0]
+    return next((f for f in Format if f.value == head), None)
+
+
+def variant_from_expected(entry: dict[str, object], card_format: str = "") -> Variant:
+    """A Variant as the card parser should produce it, from the hand-read expected.json entry;
+    a branch name that says no format (``main``) takes the card's."""
     name = str(entry["name"])
     info = names.describe(name)
     size_gb = entry.get("size_gb")
@@ -103,7 +111,7 @@ def variant_from_expected(entry: dict[str, object]) -> Variant:
     return Variant(
         name=name,
         kind=VariantKind.FILE if name.endswith((".gguf", ".bin")) else VariantKind.BRANCH,
-        format=info.format or Format.OTHER,
+        format=info.format or _card_format(card_format) or Format.OTHER,
         bits=float(bits) if isinstance(bits, int | float) else None,
         bits_source=Source.CARD if bits is not None else None,
         head_bits=float(head) if isinstance(head, int | float) else None,
@@ -146,7 +154,7 @@ def card_checks(shared: Path, use_parser: bool) -> Iterator[Check]:
             figures = card_figures(entry)
             if not figures:
                 continue
-            base = variant_from_expected(entry)
+            base = variant_from_expected(entry, str(expected.get("format", "")))
             if use_parser and entry["name"] in parsed:
                 base = parsed[entry["name"]]
             runtime = default_runtime(base.format).value
