@@ -244,6 +244,39 @@ def llamacpp_checks() -> Iterator[Check]:
         )  # fmt: skip
 
 
+def llamacpp_partial_checks() -> Iterator[Check]:
+    """-ngl rows: the GPU holds the last ngl - 1 layers and the output. Llama-3-8B's rows are
+    the ones the partial term was read off; llamacpp_h200_partial.json's shapes are held out."""
+    for name in ("llamacpp_h200.json", "llamacpp_h200_partial.json"):
+        path = HERE / "gpu" / name
+        for row in json.loads(path.read_text()):
+            if "error" in row or row["n_gpu_layers"] == 999:
+                continue
+            shape = _measured_shape(row)
+            fa = bool(row["flash_attn"])
+            full = llamacpp.footprint(
+                shape, row["file_bytes"], row["quant"], row["n_ctx"], CacheMode.FP16, fa
+            )
+            head = min(llamacpp.head_bytes(shape, row["quant"]), full.weights_bytes)
+            weights = llamacpp.layer_weight_bytes(shape, row["quant"], full.weights_bytes - head)
+            on_gpu = row["n_gpu_layers"] - 1  # -ngl counts the output layer
+            kv = full.kv_cache_bytes / shape.num_layers * on_gpu
+            predicted = round(
+                sum(weights[shape.num_layers - on_gpu :]) + kv + head + full.compute_buffer_bytes
+                + full.pool_bytes + full.fixed_bytes + llamacpp.partial_extra_bytes(full)
+            )  # fmt: skip
+            if row["fill"]:
+                truth = row["peak_bytes"]
+            else:
+                truth, predicted = row["warm_bytes"], predicted - full.pool_bytes
+            split = "fitted" if row["model"] == "Llama-3-8B" else "held-out"
+            yield Check(
+                f"{name} ({split})", f"{row['model']}-{row['quant']} -ngl {row['n_gpu_layers']}",
+                f"partial/{split}", f"llama.cpp fa={'on' if fa else 'off'} f16", row["n_ctx"],
+                truth, predicted, "",
+            )  # fmt: skip
+
+
 EXL3_FITTED = frozenset({"Llama-3-8B", "Qwen2.5-7B", "Qwen3-30B-A3B"})
 # the GGUF architecture names benchmarks/llamacpp_calibrate.SHAPES uses -> config.json model_type
 # (Mistral is exllamav3's LlamaModel, as "llama")
@@ -326,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     card = list(card_checks(args.shared, args.parser))
-    gpu = list(gpu_checks(args.shared)) + list(llamacpp_checks()) + list(exl3_checks())
+    gpu = [*gpu_checks(args.shared), *llamacpp_checks(), *llamacpp_partial_checks()]
+    gpu += list(exl3_checks())
     if args.rows:
         for c in card + gpu:
             err = "n/a" if c.error is None else f"{c.error:+.1%}"

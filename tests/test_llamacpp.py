@@ -242,6 +242,31 @@ def test_pick_prefers_a_full_fit_and_says_what_partial_buys() -> None:
     assert any(r.startswith("partial would buy m.Q8_0.gguf") for r in rec.reasons)
 
 
+def test_m_files_give_the_use_more_bits_layers_heavier_weights() -> None:
+    llama = shape("llama-3-8b")
+    total = 4_000_000_000
+    q4 = llamacpp.layer_weight_bytes(llama, "Q4_K_M", total)
+    assert sum(q4) == pytest.approx(total)
+    heavy = [llamacpp.use_more_bits(i, 32) for i in range(32)]
+    assert heavy[:4] == [True] * 4
+    assert heavy[28:] == [True] * 4
+    assert min(w for w, h in zip(q4, heavy, strict=True) if h) > max(
+        w for w, h in zip(q4, heavy, strict=True) if not h
+    )
+    assert len(set(llamacpp.layer_weight_bytes(llama, "Q8_0", total))) == 1
+
+
+def test_partial_offload_held_out_measurements_meet_the_targets() -> None:
+    """The GPU holds the last layers, the heavier ones in a Q4_K_M file (held-out shapes)."""
+    errors = [
+        c.error * 100 for c in ACCURACY.llamacpp_partial_checks() if c.method.endswith("held-out")
+    ]
+    assert len(errors) == 18
+    assert statistics.median(abs(e) for e in errors) <= 3.0
+    assert min(errors) >= -3.0
+    assert max(errors) <= 10.0
+
+
 def _placed_layers(variant: Variant, llama: ModelShape, budget: Budget, tokens: int) -> int:
     full = llamacpp.footprint(
         llama, variant.size_bytes or 0, variant.quant_method, tokens, budget.cache_mode, True
