@@ -221,11 +221,12 @@ def _variant_keys(v: Variant) -> set[str]:
 
 def _prose_recommendations(variants: list[Variant], blocks: list[Block]) -> list[Variant]:
     """'I would recommend the `IQ3_XS` version': the first variant named after the word counts."""
-    if not variants:
+    sentences = _sentences(blocks, re.compile("recommend", re.IGNORECASE))
+    if not variants or not sentences:
         return variants
     keys = [_variant_keys(v) for v in variants]
     picked: set[int] = set()
-    for sentence in _sentences(blocks, re.compile("recommend", re.IGNORECASE)):
+    for sentence in sentences:
         for end in cv.recommendation_spans(sentence):
             tail = re.split(r"\b(?:over|instead of|rather than)\b", sentence[end:], maxsplit=1)[0]
             for token in re.findall(r"[\w][\w.\-+]*", tail):

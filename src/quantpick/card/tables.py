@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from quantpick.card import values as cv
 from quantpick.card.checks import flag_size_order
@@ -53,6 +54,10 @@ def _table_format(columns: list[Column]) -> Format | None:
     if Col.HEAD_BITS in roles:
         return Format.EXL2
     return None
+
+
+# a table's rows name the same repo or two over and over; reading the name costs ~20 us
+_repo_format = lru_cache(maxsize=256)(repo_format)
 
 
 def _bits(text: str) -> float | None:
@@ -157,8 +162,8 @@ class _RowReader:
         info = ident.info
         candidates = (
             None if info.format_guessed else info.format,
-            repo_format(ident.repo),
-            repo_format(self.card.repo),
+            _repo_format(ident.repo),
+            _repo_format(self.card.repo),
             self.table_format,
             self.card.text_format,
             info.format,
