@@ -80,6 +80,57 @@ def card_costs(sizes: list[int]) -> None:
         )
 
 
+def fetch_costs(files: int) -> None:
+    """A real `quantpick fetch` of a branch of `files` small files against the in-process loopback
+    Hub, beside `hf download` of the same branch, then quantpick's re-run over the finished dir
+    (where the record of checked files saves the re-hash). Same server, same machine, one after
+    the other; the server's snapshots are memoized (benchmarks/scale.py) so its stat walk per
+    request does not count against either client."""
+    from scale import memoize_snapshots, run
+
+    from quantpick.testing.builder import make_repo
+    from quantpick.testing.server import HubServer
+
+    memoize_snapshots()
+    hf = Path(sys.executable).with_name("hf")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        tree = {f"shards/{i // 100:02d}/f-{i:05d}.json": f'{{"i": {i}}}' for i in range(files)}
+        make_repo(root / "hub", "bench/many", {"main": {"config.json": "{}", **tree}})
+        with HubServer(root / "hub") as hub:
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QUANTPICK_"))},
+                "HF_ENDPOINT": hub.endpoint,
+                "HF_HOME": str(root / "hf"),
+                "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+            }
+            fetch = ["fetch", "bench/many:main", "--local-dir", str(root / "qp")]
+            runs = [
+                ("quantpick fetch", run(hub, env, fetch, None)),
+                ("quantpick fetch, again", run(hub, env, fetch, None)),
+            ]
+            t = time.perf_counter()
+            proc = subprocess.run(
+                [str(hf), "download", "bench/many", "--revision", "main", "--local-dir",
+                 str(root / "hfd"), "--quiet"],
+                env={**env, "HF_HOME": str(root / "hf2")},
+                capture_output=True,
+                check=False,
+            )  # fmt: skip
+            hf_s = time.perf_counter() - t
+            got = sum(1 for p in tree if (root / "qp" / p).is_file())
+            if hub.errors:
+                raise SystemExit("the loopback hub raised:\n" + "\n".join(hub.errors))
+    print(f"\nfetch of {files} small files + config.json (one branch); quantpick got {got}")
+    for label, r in runs:
+        print(
+            f"  {label:<24} exit {r.returncode}  {r.wall_s:7.1f} s wall  {r.cpu_s:6.1f} s CPU  "
+            f"{sum(r.requests.values()):6d} requests  peak RSS {r.peak_rss_mib:.0f} MiB"
+        )
+    print(f"  {'hf download':<24} exit {proc.returncode}  {hf_s:7.1f} s wall")
+
+
 def bookkeeping_costs(files: int) -> None:
     from quantpick.download.localfs import STATE_DIR, atomic_write_text
     from quantpick.download.manifest import ManifestFile, VerifiedLog, read_verified
@@ -123,8 +174,11 @@ def main() -> None:
     ap.add_argument("--rows", default="0,8000,30000,100000")
     ap.add_argument("--files", type=int, default=5000)
     args = ap.parse_args()
-    card_costs([int(n) for n in args.rows.split(",")])
-    bookkeeping_costs(args.files)
+    if args.rows:
+        card_costs([int(n) for n in args.rows.split(",")])
+    if args.files:
+        fetch_costs(args.files)
+        bookkeeping_costs(args.files)
 
 
 if __name__ == "__main__":
