@@ -196,3 +196,46 @@ def test_normal_urls_are_left_as_they_are_by_markdown_it(url: str, label: str) -
     assert card_md._MD.normalizeLink(url) == url
     assert card_md._MD.validateLink(url)
     assert_same_inline(f"[{label}]({url})")
+
+
+def _urlsplit_path(href: str) -> str | None:
+    """card/links.py's reading of a link before its shortcut: urlsplit alone."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(href)
+    except ValueError:
+        return None
+    hub = parts.hostname in ("huggingface.co", "www.huggingface.co", "hf.co")
+    return parts.path if parts.scheme in ("http", "https") and hub else None
+
+
+URL_PARTS = st.sampled_from(
+    [
+        "huggingface.co", "hf.co", "HF.co", "hf.cox", ":443", "@", "evil.com", "/", "o/m", "tree",
+        "main", "x.gguf", "?", "#", "%20", " ", "\t", "\n", "\r", "[", "]", "\x00", "é", "&a=b",
+    ]
+)  # fmt: skip
+URLS = st.tuples(
+    st.sampled_from(["https://", "http://", "HTTPS://", "ftp://", "", " https://"]),
+    st.sampled_from(["huggingface.co", "hf.co", "www.huggingface.co", "HF.co", "hf.co."]),
+    st.lists(URL_PARTS, max_size=8),
+).map(lambda t: t[0] + t[1] + "".join(t[2]))
+
+
+@FUZZ
+@given(URLS)
+def test_hub_link_paths_are_read_as_urlsplit_reads_them(href: str) -> None:
+    from quantpick.card.links import _url_path
+
+    assert _url_path(href) == _urlsplit_path(href), repr(href)
+
+
+def test_every_card_link_path_is_read_as_urlsplit_reads_it() -> None:
+    from quantpick.card.links import _url_path
+
+    hrefs = {link.href for text in CARDS for tok in STOCK.parse(text) if tok.type == "inline"
+             for link in _slow_inline(tok.content).links}  # fmt: skip
+    assert len(hrefs) > 200
+    for href in hrefs:
+        assert _url_path(href.strip()) == _urlsplit_path(href.strip()), href

@@ -231,8 +231,12 @@ _MARKUP = re.compile(r"[\\`*\[\]!<&\n]|(?<![A-Za-z0-9_])_|_(?![A-Za-z0-9_])")
 # entity or angle bracket in the destination (markdown-it would read those differently)
 _SIMPLE_LINK = re.compile(r"\[([^\\`*\[\]!<&\n]*)\]\(([^\s()<>\\&\x00-\x1f\x7f]+)\)")
 # destinations markdown-it's normalizeLink returns unchanged and validateLink accepts (checked
-# against both by tests/test_pipe_table.py); others go through normalizeLink itself
-_NORMAL_URL = re.compile(r"https?://[a-z0-9]+(?:[.-][a-z0-9]+)*(?:/[A-Za-z0-9\-._~/+=,?#]*)?")
+# against both by tests/test_pipe_table.py): a host of DNS labels (mdurl drops a host over 255
+# characters and splits a label over 63), safe path characters; others go through normalizeLink
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_NORMAL_URL = re.compile(
+    rf"https?://(?=[a-z0-9.-]{{1,253}}(?:/|$)){_LABEL}(?:\.{_LABEL})*(?:/[A-Za-z0-9\-._~/+=,?#]*)?"
+)
 
 
 def _fast_inline(raw: str) -> Inline | None:
