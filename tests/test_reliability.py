@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,14 +67,16 @@ def _statuses(stdout: str) -> dict[str, str]:
 # -- issue 15.1: a corrupt file is never called verified ------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["auto", "hub"])
 def test_a_file_verify_found_bad_is_downloaded_again(
-    hub: HubProcess, repo: str, tmp_path: Path
+    hub: HubProcess, repo: str, tmp_path: Path, backend: str
 ) -> None:
-    assert _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D").returncode == 0
+    fetch = ("fetch", f"{repo}:main", "--local-dir", "D", "--backend", backend)
+    assert _qp(hub, tmp_path, *fetch).returncode == 0
     _flip_byte_keep_mtime(tmp_path / "D" / "model.safetensors")
     bad = _qp(hub, tmp_path, "verify", "D")
     assert bad.returncode == 8, bad.stderr
-    again = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
+    again = _qp(hub, tmp_path, *fetch, "--json")
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
     doc = json.loads(again.stdout)
@@ -615,6 +617,21 @@ def test_hf_transfer_on_a_full_disk_is_exit_9_at_once(
     assert time.monotonic() - began < 30
 
 
+def test_hf_xet_on_a_full_disk_is_exit_9(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path
+) -> None:
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=True)
+    target = tight_fs / "m"
+    hub.faults.add("/xorbs/*", Fault(rate_bps=2 * MIB, origin="cas"))
+    proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", target, "--backend", "hub")
+    _kill_when_incomplete_or(proc, target, MIB, then=lambda: _fill_to(tight_fs, 0))
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 9, err
+    assert "\nerror: " in f"\n{err}"
+    assert "Traceback" not in err
+    assert not (target / "model.safetensors").exists()
+
+
 # -- 16.6: cost and leftovers ---------------------------------------------------------------------
 
 
@@ -782,19 +799,30 @@ def _incomplete(root: Path) -> list[Path]:
     return [p for p in root.rglob("*.incomplete") if p.is_file()]
 
 
-def _kill_when_incomplete(proc: subprocess.Popen[str], root: Path, at_bytes: int) -> list[Path]:
+def _kill_when_incomplete_or(
+    proc: subprocess.Popen[str], root: Path, at_bytes: int, then: Callable[[], None] | None = None
+) -> list[Path]:
+    """Once huggingface_hub/hf_xet has written `at_bytes` under `root`: `then`, or a SIGKILL."""
     import signal
     import time
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = _incomplete(root)
-        if found and sum(p.stat().st_size for p in found) >= at_bytes:
-            break
+        with contextlib.suppress(OSError):
+            if found and sum(p.stat().st_size for p in found) >= at_bytes:
+                break
         time.sleep(0.05)
+    if then is not None:
+        then()
+        return []
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     return _incomplete(root)
+
+
+def _kill_when_incomplete(proc: subprocess.Popen[str], root: Path, at_bytes: int) -> list[Path]:
+    return _kill_when_incomplete_or(proc, root, at_bytes)
 
 
 def test_huggingface_hub_never_resumes_what_a_killed_download_left(
