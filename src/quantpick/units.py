@@ -143,6 +143,15 @@ def format_size(size_bytes: int) -> str:
     return f"{size_bytes} B"
 
 
+def format_si_size(size_bytes: int) -> str:
+    """A file size as cards write it (SI units), in the unit that keeps it readable: 624 MB is
+    "624.00 MB", not "0.62 GB", and 3 kB is not "0.00 GB"."""
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size_bytes >= size:
+            return f"{size_bytes / size:.2f} {unit}"
+    return f"{size_bytes} B"
+
+
 def format_context(tokens: int) -> str:
     """``16384`` -> ``16k``; a length that is not a whole number of k stays in tokens."""
     if tokens >= CONTEXT_K_TOKENS and tokens % CONTEXT_K_TOKENS == 0:
