@@ -3,13 +3,11 @@ fp16/fp32 MLP intermediates, MoE; checked against the H200 measurements and thro
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
-from types import ModuleType
 
+from accuracy import accuracy_module
 from qp import run_qp
 from quantpick.estimate.formula import kv_cache_bytes, runtime_buffers_bytes
 from quantpick.estimate.runtimes import exllamav3
@@ -23,20 +21,7 @@ EXL3_CARD = Path(__file__).parent / "fixtures" / "cards" / "html_table_exl3.md"
 MIB = 1 << 20
 
 
-def _accuracy_module() -> ModuleType:
-    # the benchmark owns the measured-row reading; the test checks the same rows the same way
-    spec = importlib.util.spec_from_file_location(
-        "vram_accuracy", ROOT / "benchmarks" / "vram_accuracy.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
-ACCURACY = _accuracy_module()
+ACCURACY = accuracy_module()
 
 
 def _shape(name: str):  # type: ignore[no-untyped-def]

@@ -3,15 +3,13 @@ offload, multi-GPU layer split; checked against the H200 measurements and throug
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from accuracy import accuracy_module
 from qp import run_qp
 from quantpick.errors import UsageError
 from quantpick.estimate.recommend import recommend
@@ -50,20 +48,7 @@ def gguf(name: str, quant: str, size_bytes: int) -> Variant:
     )  # fmt: skip
 
 
-def _accuracy_module() -> ModuleType:
-    # the benchmark owns the measured-row reading; the test checks the same rows the same way
-    spec = importlib.util.spec_from_file_location(
-        "vram_accuracy", ROOT / "benchmarks" / "vram_accuracy.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
-ACCURACY = _accuracy_module()
+ACCURACY = accuracy_module()
 measured_shape = ACCURACY._measured_shape
 # the shapes the constants were read off; the rest are held out (benchmarks/RESULTS.md)
 FITTED = ACCURACY.LLAMACPP_FITTED

@@ -6,7 +6,8 @@ benchmarks/gpu/exllamav3_h200.json):
 
 * weights: every linear layer's trellis at its bitrate plus its fp16 ``suh``/``svh``; the
   unquantized embedding table stays in system memory (modules/embedding.py: ``prefer_cpu`` unless
-  the table itself is quantized);
+  the table itself is quantized, which the converter does only when asked: ``-eb`` < 16, default
+  16; such a table on the GPU is not modelled);
 * cache: ``CacheLayer_fp16`` / ``CacheLayer_quant`` allocate ``max_num_tokens`` (a multiple of the
   256-token page, constants.PAGE_SIZE) per layer at load; a quantized cache stores ``bits`` per
   value plus one fp16 scale per 32 values (cache/quant.py) - the same bytes as common's Q8/Q6/Q4;
