@@ -84,13 +84,15 @@ def main() -> None:
                 "HF_HUB_DISABLE_PROGRESS_BARS": "1",
             }
             qp = [sys.executable, "-m", "quantpick", "fetch"]
-            clients: list[tuple[str, list[str], dict[str, str]]] = [
-                ("quantpick fetch", qp, {}),
-                ("quantpick fetch --backend hub", qp, {"--backend": "hub"}),
-                ("hf download", [str(VENV_BIN / "hf"), "download"], {}),
+            # (label, argv, extra arguments, PYTHONPATH)
+            clients: list[tuple[str, list[str], list[str], str | None]] = [
+                ("quantpick fetch", qp, [], None),
+                ("quantpick fetch --backend hub", qp, ["--backend", "hub"], None),
+                ("hf download", [str(VENV_BIN / "hf"), "download"], [], None),
             ]
             if args.before_src is not None:
-                clients.insert(1, ("quantpick fetch (before)", qp, {"PYTHONPATH": "before"}))
+                before = str(args.before_src / "src")
+                clients.insert(1, ("quantpick fetch (before)", qp, [], before))
             print(f"{n} files of {size} B + config.json, one branch; {os.cpu_count()} CPUs")
             print(f"{'repo':<6} {'client':<31} {'wall s':>7} {'CPU s':>7} {'CPU ms/file':>12} "
                   f"{'requests':>9}")  # fmt: skip
@@ -105,20 +107,20 @@ def main() -> None:
                         [*qp[:-1], "list", repo], env=env, capture_output=True, check=False
                     )
                     for i in range(len(clients)):
-                        label, cmd, extra = clients[(i + r) % len(clients)]
+                        label, cmd, extra, pythonpath = clients[(i + r) % len(clients)]
                         out = root / f"out-{kind}-{r}-{i}"
                         cenv = {**env, "HF_HOME": str(root / f"home-{kind}-{r}-{i}")}
                         if label == "hf download":
                             full = [*cmd, repo, "--local-dir", str(out), "--quiet"]
                         else:
                             full = [*cmd, f"{repo}:main", "--local-dir", str(out), "--quiet"]
-                            full += [x for kv in extra.items() if kv[0].startswith("--") for x in kv]
-                        if "PYTHONPATH" in extra and args.before_src is not None:
-                            cenv["PYTHONPATH"] = str(args.before_src / "src")
+                            full += extra
+                        if pythonpath is not None:
+                            cenv["PYTHONPATH"] = pythonpath
                         results[(kind, label)].append(_client(hub, full, cenv, out, n))
                         shutil.rmtree(out, ignore_errors=True)
             for kind in ("xet", "lfs"):
-                for label, _, _ in clients:
+                for label, *_ in clients:
                     runs = sorted(results[(kind, label)])
                     wall, cpu, reqs = runs[len(runs) // 2]
                     print(f"{kind:<6} {label:<31} {wall:7.1f} {cpu:7.1f} {cpu / n * 1e3:12.1f} "

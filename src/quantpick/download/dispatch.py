@@ -44,8 +44,7 @@ def transfer(ctx: Context, files: list[PlannedFile], sources: dict[str, Source])
 
     run = Run(ctx, len(hub_files) + len(ranged) + len(hf_files))
     engine = RangedEngine(ctx, run)
-    for f in ranged:
-        engine.add(f, resolved.get(f.path))
+    engine.add([(f, resolved.get(f.path)) for f in ranged])
     threads: list[threading.Thread] = []
     if ranged:
         threads += run.spawn(engine.worker, engine.thread_count(), "ranged")

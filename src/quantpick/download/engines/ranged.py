@@ -50,9 +50,7 @@ class _RangesIgnored(Exception):
 class RangedJob:
     """One file: its .part, where its bytes come from, and the in-order hasher."""
 
-    def __init__(
-        self, ctx: Context, run: Run, planned: PlannedFile, source: Source | None
-    ) -> None:
+    def __init__(self, ctx: Context, run: Run, planned: PlannedFile, source: Source | None) -> None:
         self.ctx = ctx
         self.run = run
         self.planned = planned
@@ -289,15 +287,18 @@ class RangedEngine:
         self._tasks: list[list[tuple[RangedJob, int | None]]] = []
         self._cond = threading.Condition()
 
-    def add(self, planned: PlannedFile, source: Source | None) -> None:
-        job = RangedJob(self.ctx, self.run, planned, source)
-        job.run_requeue = self._requeue
-        self.jobs.append(job)
-        done = job.state.done_bytes
-        self.ctx.progress.file_started(planned.path, planned.size_bytes, done)
-        missing = job.state.missing_chunks()
-        # a file whose chunks are all here (killed while hashing) only needs its hash
-        self._tasks.append([(job, i) for i in missing] or [(job, None)])
+    def add(self, files: list[tuple[PlannedFile, Source | None]]) -> None:
+        """Queue `files` (a source of None is resolved by the worker that needs it)."""
+        for planned, source in files:
+            job = RangedJob(self.ctx, self.run, planned, source)
+            job.run_requeue = self._requeue
+            self.jobs.append(job)
+            done = job.state.done_bytes
+            self.ctx.progress.file_started(planned.path, planned.size_bytes, done)
+            missing = job.state.missing_chunks()
+            # a file whose chunks are all here (killed while hashing) only needs its hash
+            self._tasks.append([(job, i) for i in missing] or [(job, None)])
+        # built once: rebuilt per file it cost a branch of thousands of files a quadratic pass
         self._queue = deque(_interleave(self._tasks, self.ctx.options.max_workers))
 
     def _requeue(self, job: RangedJob) -> None:
