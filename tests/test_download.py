@@ -436,3 +436,32 @@ def test_a_failed_fetch_never_leaves_a_final_named_partial(
         if f.is_file() and ".quantpick" not in f.parts:
             content = EXL2_FILES[f.relative_to(out).as_posix()]
             assert f.read_bytes() == (content.encode() if isinstance(content, str) else content)
+
+
+def test_many_small_plain_files_each_one_get_checked_and_repaired_in_flight(
+    hub: Hub, hub_server: HubServer, tmp_path: Path
+) -> None:
+    """A plain-LFS branch of small files takes the ranged engine, one GET per file: a byte
+    flipped in transit, a 503 and a server that ignores Range are each caught and end verified."""
+    small = {f"s/f{i:02d}.bin": blob(3000 + i, seed=i) for i in range(24)}
+    files: dict[str, str | bytes | int] = {"config.json": '{"a": 1}', "empty.txt": "", **small}
+    repo = "alice/many-small-plain"
+    make_repo(hub_server.root, repo, {"main": files}, xet=False, lfs_threshold_bytes=1024)
+    hub_server.faults.add("*/s/f03.bin", Fault(corrupt_at=10, times=1, method="GET"))
+    hub_server.faults.add("*/s/f07.bin", Fault(status=503, times=1, method="GET"))
+    hub_server.faults.add("*/s/f11.bin", Fault(ignore_range=1, times=1, method="GET"))
+    out = tmp_path / "out"
+    result = fetch(hub, repo, branch("main"), out)
+    for rel, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        assert (out / rel).read_bytes() == data, rel
+    backends = {f.path: f.backend for f in result.manifest.files}
+    # the one whose server ignored Range went to one stream (huggingface_hub); every other file
+    # of the branch, small plain and git-stored alike, to the ranged engine
+    assert backends.pop("s/f11.bin") == "hub"
+    assert set(backends.values()) == {"ranged"}, backends
+    assert hub_server.faults.fired() == 3
+    gets = [r for r in hub_server.requests if r.method == "GET" and "f05.bin" in r.path]
+    assert len(gets) == 1
+    assert verify(out).passed
+    assert not (out / ".quantpick").exists() or not any((out / ".quantpick").rglob("*.part"))
