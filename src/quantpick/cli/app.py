@@ -251,8 +251,8 @@ def fetch_cmd(
         typer.Option(
             "--backend",
             metavar="ENGINE",
-            help="auto (quantpick's resumable ranged engine for large files and Xet ones, over "
-            "the Hub's bridge; huggingface_hub for small ones), ranged, hf_transfer, or hub "
+            help="auto (quantpick's resumable ranged engine for every file, Xet ones over "
+            "the Hub's bridge), ranged, hf_transfer (large files), or hub "
             "(huggingface_hub; hf_xet for Xet files, no resume within a file).",
         ),
     ] = "auto",
