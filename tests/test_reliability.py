@@ -1,21 +1,26 @@
-"""Integrity and safety under faults, driven through the real CLI against the loopback Hub
-serving plain LFS (xet=False: the path issue 16's audit broke), for issue 16 and issue 15 item 1:
-what is called verified was hashed against the Hub's own hash, nothing is written through a link
-quantpick did not make, and hostile input ends in one line."""
+"""Integrity and safety under faults, driven through the real CLI against the loopback Hub, for
+issue 16 and issue 15 item 1: what is called verified was hashed against the Hub's own hash,
+nothing is written through a link quantpick did not make, and hostile input ends in one line.
+
+Every guarantee about a download runs on both storages the Hub serves: plain LFS (`lfs`: the path
+issue 16's audit broke, files from the CDN) and Xet (`xet`: the Hub's default, LFS files through
+the bridge URL, or through hf_xet and the CAS with `--backend hub`), and on each engine it
+concerns."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from qp import EXAMPLES, REPO_ROOT, run_qp
-from quantpick.testing import HubProcess, make_repo
+from quantpick.testing import Fault, HubProcess, make_repo
 from tmpfs import mounted_tmpfs
 
 WEIGHTS = os.urandom(2 << 20)
@@ -40,10 +45,17 @@ def _flip_byte_keep_mtime(path: Path, offset: int = 1000) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+@pytest.fixture(params=[False, True], ids=["lfs", "xet"])
+def xet(request: pytest.FixtureRequest) -> bool:
+    """The storage the loopback Hub serves LFS files with."""
+    value: bool = request.param
+    return value
+
+
 @pytest.fixture
-def repo(hub: HubProcess, hub_root: Path) -> str:
+def repo(hub: HubProcess, hub_root: Path, xet: bool) -> str:
     make_repo(
-        hub_root, "o/m", {"main": {"config.json": CONFIG, "model.safetensors": WEIGHTS}}, xet=False
+        hub_root, "o/m", {"main": {"config.json": CONFIG, "model.safetensors": WEIGHTS}}, xet=xet
     )
     return "o/m"
 
@@ -55,14 +67,16 @@ def _statuses(stdout: str) -> dict[str, str]:
 # -- issue 15.1: a corrupt file is never called verified ------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["auto", "hub"])
 def test_a_file_verify_found_bad_is_downloaded_again(
-    hub: HubProcess, repo: str, tmp_path: Path
+    hub: HubProcess, repo: str, tmp_path: Path, backend: str
 ) -> None:
-    assert _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D").returncode == 0
+    fetch = ("fetch", f"{repo}:main", "--local-dir", "D", "--backend", backend)
+    assert _qp(hub, tmp_path, *fetch).returncode == 0
     _flip_byte_keep_mtime(tmp_path / "D" / "model.safetensors")
     bad = _qp(hub, tmp_path, "verify", "D")
     assert bad.returncode == 8, bad.stderr
-    again = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
+    again = _qp(hub, tmp_path, *fetch, "--json")
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
     doc = json.loads(again.stdout)
@@ -146,17 +160,24 @@ def _staging(target: Path, path: str) -> Path:
     return target / ".quantpick" / "hub" / partial_key(path)
 
 
+@pytest.mark.parametrize("backend", ["auto", "hub"])
 @pytest.mark.parametrize(
     ("planted", "is_dir"), [("config.json", False), (".cache", True), ("sub", True)]
 )
 def test_a_link_planted_in_the_staging_dir_is_refused_before_any_byte(
-    hub: HubProcess, hub_root: Path, tmp_path: Path, planted: str, is_dir: bool
+    hub: HubProcess,
+    hub_root: Path,
+    tmp_path: Path,
+    planted: str,
+    is_dir: bool,
+    xet: bool,
+    backend: str,
 ) -> None:
     make_repo(
         hub_root,
         "o/s",
         {"main": {"config.json": CONFIG, "sub/big.bin": WEIGHTS, "model.safetensors": WEIGHTS}},
-        xet=False,
+        xet=xet,
     )
     victim = tmp_path / "victim"
     if is_dir:
@@ -169,7 +190,7 @@ def test_a_link_planted_in_the_staging_dir_is_refused_before_any_byte(
     staging.mkdir(parents=True)
     (staging / planted).symlink_to(victim)
     hub.requests.clear()
-    r = _qp(hub, tmp_path, "fetch", "o/s:main", "--local-dir", "D")
+    r = _qp(hub, tmp_path, "fetch", "o/s:main", "--local-dir", "D", "--backend", backend)
     assert r.returncode == 8, r.stderr
     assert r.stderr.startswith("error: ")
     assert "did not create" in r.stderr
@@ -178,6 +199,7 @@ def test_a_link_planted_in_the_staging_dir_is_refused_before_any_byte(
     # model), and the victim is as it was
     assert hub.requests.count(method="GET", path="*/model.safetensors") == 0
     assert hub.requests.count(method="GET", path="*/sub/big.bin") == 0
+    assert hub.requests.count(origin="cas") == 0
     if is_dir:
         assert list(victim.iterdir()) == []
     else:
@@ -204,20 +226,18 @@ def test_a_stale_staging_dir_is_emptied_before_a_fetch(
 TOKENIZER = '{"version": "1.0", "model": {"vocab": {"a": 0, "b": 1}}}' * 50
 
 
-def _mirror_repo(hub_root: Path, *modes: str) -> str:
+def _mirror_repo(hub_root: Path, xet: bool, *modes: str) -> str:
     files = {"config.json": CONFIG, "tokenizer.json": TOKENIZER, "model.safetensors": WEIGHTS}
     make_repo(
-        hub_root, "o/mirror", {"main": files}, mirror=("no_tree", "no_blob_ids", *modes), xet=False
+        hub_root, "o/mirror", {"main": files}, mirror=("no_tree", "no_blob_ids", *modes), xet=xet
     )
     return "o/mirror"
 
 
 def test_a_mirror_without_hashes_still_verifies_small_files_by_a_fresh_head(
-    hub: HubProcess, hub_root: Path, tmp_path: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, xet: bool
 ) -> None:
-    from quantpick.testing import Fault
-
-    repo = _mirror_repo(hub_root)
+    repo = _mirror_repo(hub_root, xet)
     hub.faults.add("*/tokenizer.json", Fault(corrupt_at=10, times=1, method="GET"))
     r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--json")
     assert r.returncode == 0, r.stderr
@@ -227,9 +247,9 @@ def test_a_mirror_without_hashes_still_verifies_small_files_by_a_fresh_head(
 
 
 def test_a_file_with_no_hash_anywhere_is_refused_or_taken_as_unverified(
-    hub: HubProcess, hub_root: Path, tmp_path: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, xet: bool
 ) -> None:
-    repo = _mirror_repo(hub_root, "opaque_etag")
+    repo = _mirror_repo(hub_root, xet, "opaque_etag")
     r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
     assert r.returncode == 8, r.stderr
     assert "--allow-unverified" in r.stderr
@@ -332,14 +352,14 @@ def _clean(r: subprocess.CompletedProcess[str], code: int) -> None:
 
 
 def test_a_lone_surrogate_in_a_hub_file_name_is_refused_before_any_byte(
-    hub: HubProcess, hub_root: Path, tmp_path: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, xet: bool
 ) -> None:
     make_repo(
         hub_root,
         "o/sur",
         {"4_0": {"model.safetensors": WEIGHTS, "notes.txt": "x"}},
         served_as={"\ud800evil.txt": "notes.txt"},
-        xet=False,
+        xet=xet,
     )
     r = _qp(hub, tmp_path, "fetch", "o/sur:4_0", "--local-dir", "D")
     _clean(r, 8)
@@ -442,8 +462,6 @@ MIB = 1 << 20
 def test_a_corrupted_small_file_in_the_hf_cache_is_fetched_again(
     hub: HubProcess, repo: str, tmp_path: Path
 ) -> None:
-    from quantpick.testing import Fault
-
     hub.faults.add("*/config.json", Fault(corrupt_at=5, times=1, method="GET"))
     first = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
     assert hub.faults.fired() == 1
@@ -455,15 +473,22 @@ def test_a_corrupted_small_file_in_the_hf_cache_is_fetched_again(
     assert (tmp_path / "E" / "config.json").read_text() == CONFIG
 
 
+def _refuse_weights(hub: HubProcess, xet: bool, backend: str, fault: Fault) -> None:
+    """Where the weights' bytes come from: the CDN (plain LFS), the bridge (on the CDN origin) for
+    the ranged engine, or the CAS's reconstruction for hf_xet."""
+    if xet and backend == "hub":
+        hub.faults.add("/v1/reconstructions/*", dataclasses.replace(fault, origin="cas"))
+    else:
+        hub.faults.add("*/model.safetensors", dataclasses.replace(fault, origin="cdn"))
+
+
 @pytest.mark.parametrize("status", [401, 403])
 @pytest.mark.parametrize("backend", ["auto", "hub"])
 def test_a_cdn_refusal_on_the_huggingface_hub_path_re_resolves(
-    hub: HubProcess, repo: str, tmp_path: Path, status: int, backend: str
+    hub: HubProcess, repo: str, tmp_path: Path, status: int, backend: str, xet: bool
 ) -> None:
-    from quantpick.testing import Fault
-
-    # the 2 MiB weights are LFS (served by the CDN) and small: huggingface_hub fetches them
-    hub.faults.add("*/model.safetensors", Fault(status=status, times=1, origin="cdn"))
+    # the 2 MiB weights are LFS and small: on plain LFS huggingface_hub fetches them from the CDN
+    _refuse_weights(hub, xet, backend, Fault(status=status, times=1))
     r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--backend", backend)
     assert hub.faults.fired() == 1
     assert r.returncode == 0, r.stderr
@@ -471,32 +496,35 @@ def test_a_cdn_refusal_on_the_huggingface_hub_path_re_resolves(
 
 
 def test_a_cdn_that_always_refuses_is_a_network_error_not_an_auth_error(
-    hub: HubProcess, repo: str, tmp_path: Path
+    hub: HubProcess, repo: str, tmp_path: Path, xet: bool
 ) -> None:
-    from quantpick.testing import Fault
-
-    hub.faults.add("*/model.safetensors", Fault(status=403, origin="cdn"))
+    _refuse_weights(hub, xet, "hub", Fault(status=403))
     r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D", "--backend", "hub")
     assert r.returncode == 7, r.stderr
     assert "token" not in r.stderr.lower()
 
 
+# forever, or once: a proxy that ignores Range now and then, while the other workers' chunks
+# arrive; the fallback removes the .part only once they are out of it (ranged.py, `enter`)
+@pytest.mark.parametrize("times", [None, 1], ids=["always", "once"])
 def test_a_server_that_ignores_range_falls_back_to_one_stream(
-    hub: HubProcess, hub_root: Path, tmp_path: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, xet: bool, times: int | None
 ) -> None:
     import hashlib
 
-    from quantpick.testing import Fault
-
-    built = make_repo(hub_root, "o/big", {"main": {"model.safetensors": 40 * MIB}}, xet=False)
+    built = make_repo(hub_root, "o/big", {"main": {"model.safetensors": 40 * MIB}}, xet=xet)
     want = hashlib.sha256((built.branch_dir() / "model.safetensors").read_bytes()).hexdigest()
-    hub.faults.add("*/model.safetensors", Fault(ignore_range=1, origin="cdn"))
-    r = _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D", "--json")
+    hub.faults.add("*/model.safetensors", Fault(ignore_range=1, origin="cdn", times=times))
+    r = _qp(
+        hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D", "--json", "--max-workers", "8"
+    )
     assert r.returncode == 0, r.stderr
     assert hub.faults.fired() >= 1
     got = hashlib.sha256((tmp_path / "D" / "model.safetensors").read_bytes()).hexdigest()
     assert got == want
     assert _statuses(r.stdout)["model.safetensors"] == "verified"
+    # no chunk's worker wrote a sidecar back after the .part was given up
+    assert not (tmp_path / "D" / ".quantpick" / "partial").exists()
 
 
 @pytest.fixture
@@ -542,14 +570,12 @@ def _part_blocks(target: Path) -> int:
 
 
 def test_resume_on_a_tight_disk_counts_the_bytes_already_written(
-    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path, xet: bool
 ) -> None:
     import signal
     import time
 
-    from quantpick.testing import Fault
-
-    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=xet)
     target = tight_fs / "m"
     hub.faults.add("*/model.safetensors", Fault(rate_bps=4 * MIB, origin="cdn"))
     proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", target, "--max-workers", "1")
@@ -568,13 +594,11 @@ def test_resume_on_a_tight_disk_counts_the_bytes_already_written(
 
 
 def test_hf_transfer_on_a_full_disk_is_exit_9_at_once(
-    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path, xet: bool
 ) -> None:
     import time
 
-    from quantpick.testing import Fault
-
-    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=xet)
     target = tight_fs / "m"
     hub.faults.add("*/model.safetensors", Fault(rate_bps=2 * MIB, origin="cdn", skip=1))
     began = time.monotonic()
@@ -593,19 +617,33 @@ def test_hf_transfer_on_a_full_disk_is_exit_9_at_once(
     assert time.monotonic() - began < 30
 
 
+def test_hf_xet_on_a_full_disk_is_exit_9(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, tight_fs: Path
+) -> None:
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=True)
+    target = tight_fs / "m"
+    hub.faults.add("/xorbs/*", Fault(rate_bps=2 * MIB, origin="cas"))
+    proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", target, "--backend", "hub")
+    _kill_when_incomplete_or(proc, target, MIB, then=lambda: _fill_to(tight_fs, 0))
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 9, err
+    assert "\nerror: " in f"\n{err}"
+    assert "Traceback" not in err
+    assert not (target / "model.safetensors").exists()
+
+
 # -- 16.6: cost and leftovers ---------------------------------------------------------------------
 
 
 def test_the_verified_record_is_appended_one_line_per_file_and_resumes(
-    hub: HubProcess, hub_root: Path, tmp_path: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, xet: bool
 ) -> None:
     import signal
     import time
 
-    from quantpick.testing import Fault
-
     files = {f"f{i:02d}.txt": f"file {i} " * 1000 for i in range(20)}
-    make_repo(hub_root, "o/many", {"main": files}, xet=False)
+    # stored as LFS files, so that on Xet they are Xet files (the ranged engine over the bridge)
+    make_repo(hub_root, "o/many", {"main": files}, xet=xet, lfs_threshold_bytes=1000)
     # the second half drips: the fetch is killed with the first half recorded
     hub.faults.add("*/f1[0-9].txt", Fault(rate_bps=1000, method="GET"))
     target = tmp_path / "D"
@@ -637,11 +675,11 @@ def test_the_verified_record_is_appended_one_line_per_file_and_resumes(
 
 
 def test_a_stale_sidecar_left_by_a_kill_after_install_is_cleaned_up(
-    hub: HubProcess, hub_root: Path, tmp_path: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, xet: bool
 ) -> None:
     from quantpick.download.partial import partial_key
 
-    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=xet)
     assert _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D").returncode == 0
     # what a kill between the rename into place and the sidecar's removal leaves
     partial = tmp_path / "D" / ".quantpick" / "partial"
@@ -673,14 +711,12 @@ def _children(pid: int) -> set[int]:
 
 
 def test_an_hf_transfer_child_dies_with_its_parent(
-    hub: HubProcess, hub_root: Path, tmp_path: Path
+    hub: HubProcess, hub_root: Path, tmp_path: Path, xet: bool
 ) -> None:
     import signal
     import time
 
-    from quantpick.testing import Fault
-
-    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=xet)
     hub.faults.add("*/model.safetensors", Fault(rate_bps=MIB, origin="cdn", skip=1))
     proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", "D", "--backend", "hf_transfer")
     deadline = time.monotonic() + 30
@@ -701,3 +737,184 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+# -- 16.4: quantpick's own JSON, damaged, is no traceback --------------------------------------
+
+
+def test_a_sidecar_nested_too_deep_is_taken_as_no_state(
+    hub: HubProcess, repo: str, tmp_path: Path
+) -> None:
+    from quantpick.download.partial import partial_key
+
+    partial = tmp_path / "D" / ".quantpick" / "partial"
+    partial.mkdir(parents=True)
+    (partial / f"{partial_key('model.safetensors')}.part.json").write_text(DEEP)
+    (partial / f"{partial_key('config.json')}.part.json").write_text("[1, 2]")
+    r = _qp(hub, tmp_path, "fetch", f"{repo}:main", "--local-dir", "D")
+    _clean(r, 0)
+    assert (tmp_path / "D" / "model.safetensors").read_bytes() == WEIGHTS
+
+
+@pytest.mark.parametrize("damage", [DEEP, "[1, 2]"])
+def test_a_lookup_cache_nested_too_deep_is_no_cached_answer(
+    hub: HubProcess, repo: str, tmp_path: Path, damage: str
+) -> None:
+    assert _qp(hub, tmp_path, "list", repo).returncode == 0
+    listings = list(tmp_path.rglob("listing.json"))
+    assert listings
+    for path in listings:
+        path.write_text(damage)
+    r = _qp(hub, tmp_path, "list", repo, "--offline")
+    _clean(r, 7)
+    assert "hint: " in r.stderr
+
+
+def test_a_size_the_hub_disagrees_with_is_said_in_a_readable_unit(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    card = (
+        "| Name | Quant method | Size |\n|---|---|---|\n"
+        "| [w.Q4_K_M.gguf](https://huggingface.co/o/w/blob/main/w.Q4_K_M.gguf) | Q4_K_M "
+        "| 5.0 GB |\n"
+    )
+    make_repo(hub_root, "o/w", {"main": {"README.md": card, "w.Q4_K_M.gguf": "x" * 3000}})
+    r = _qp(hub, tmp_path, "list", "o/w", "--json")
+    assert r.returncode == 0, r.stderr
+    warnings = [w for v in json.loads(r.stdout)["variants"] for w in v["warnings"]]
+    assert any("the card says 5.00 GB, the Hub holds 3.00 kB" in w for w in warnings), warnings
+
+
+# -- 16.6: what `--backend hub` can keep across a kill ----------------------------------------
+
+_HF_DOWNLOAD = """
+import sys
+from huggingface_hub import hf_hub_download
+hf_hub_download("o/big", "model.safetensors", revision="main", endpoint=sys.argv[1],
+                local_dir=sys.argv[2], cache_dir=sys.argv[3])
+"""
+
+
+def _incomplete(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*.incomplete") if p.is_file()]
+
+
+def _kill_when_incomplete_or(
+    proc: subprocess.Popen[str], root: Path, at_bytes: int, then: Callable[[], None] | None = None
+) -> list[Path]:
+    """Once huggingface_hub/hf_xet has written `at_bytes` under `root`: `then`, or a SIGKILL."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = _incomplete(root)
+        with contextlib.suppress(OSError):
+            if found and sum(p.stat().st_size for p in found) >= at_bytes:
+                break
+        time.sleep(0.05)
+    if then is not None:
+        then()
+        return []
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    return _incomplete(root)
+
+
+def _kill_when_incomplete(proc: subprocess.Popen[str], root: Path, at_bytes: int) -> list[Path]:
+    return _kill_when_incomplete_or(proc, root, at_bytes)
+
+
+def test_huggingface_hub_never_resumes_what_a_killed_download_left(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    """Why quantpick may empty its staging dir each run: huggingface_hub 2.4 downloads into a
+    `<name>.<uuid8>.incomplete` of its own per process, opened "wb", and never reads an earlier
+    one back; kept or not, the bytes a killed run left are not resumed (hf_xet keeps no chunk
+    cache either: shared/HUB_API.md). Driven with huggingface_hub alone, the orphan kept."""
+    import sys
+
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=False)
+    hub.faults.add("*/model.safetensors", Fault(rate_bps=4 * MIB, origin="cdn", times=1))
+    args = [hub.endpoint, str(tmp_path / "L"), str(tmp_path / "cache")]
+    first = subprocess.Popen(
+        [sys.executable, "-c", _HF_DOWNLOAD, *args], text=True, stderr=subprocess.PIPE
+    )
+    orphans = _kill_when_incomplete(first, tmp_path / "L", 6 * MIB)
+    assert len(orphans) == 1
+    assert orphans[0].stat().st_size >= 6 * MIB
+    hub.requests.clear()
+    subprocess.run([sys.executable, "-c", _HF_DOWNLOAD, *args], check=True, capture_output=True)
+    gets = hub.requests.filter(method="GET", path="*/model.safetensors", origin="cdn")
+    # the whole file again, from its first byte, and the orphan still there beside it (the
+    # killed run's own GET may be logged late, as it ends, with nothing more sent)
+    assert all(g.range is None for g in gets)
+    assert [g.bytes_sent for g in gets if g.bytes_sent] == [20 * MIB]
+    assert orphans[0].exists()
+
+
+def test_a_killed_backend_hub_fetch_frees_what_it_left_and_completes(
+    hub: HubProcess, hub_root: Path, tmp_path: Path, xet: bool
+) -> None:
+    make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=xet)
+    glob, origin = ("/xorbs/*", "cas") if xet else ("*/model.safetensors", "cdn")
+    hub.faults.add(glob, Fault(rate_bps=4 * MIB, origin=origin))
+    target = tmp_path / "D"
+    proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", target, "--backend", "hub")
+    orphans = _kill_when_incomplete(proc, target, 4 * MIB)
+    # what hf_hub_download / hf_xet was writing, in quantpick's staging dir
+    assert orphans
+    assert all(".quantpick/hub/" in str(p) for p in orphans)
+    hub.faults.clear()
+    r = _qp(hub, tmp_path, "fetch", "o/big:main", "--local-dir", "D", "--backend", "hub")
+    assert r.returncode == 0, r.stderr
+    assert _incomplete(target) == []
+    assert not (target / ".quantpick" / "hub").exists()
+    assert _qp(hub, tmp_path, "verify", "D").returncode == 0
+
+
+def test_kills_at_random_moments_never_leave_a_wrong_file_and_the_rerun_converges(
+    hub: HubProcess, hub_root: Path, tmp_path: Path
+) -> None:
+    """kill -9 at seeded random moments of a fetch of 40 small Xet files (each its own
+    install-then-clean-up through the ranged engine, dozens of those windows per second), so
+    some kills land between a file's install and its sidecar's removal; after every kill no final
+    name holds wrong bytes, and the run after the last kill ends with the exact tree, a clean
+    state dir and a manifest `verify` agrees with."""
+    import random
+    import signal
+    import time
+
+    from quantpick.download.partial import partial_key
+
+    rng = random.Random(16)
+    files = {f"w/{i:02d}.bin": rng.randbytes(192 << 10) for i in range(40)}
+    make_repo(hub_root, "o/k", {"main": files}, xet=True, lfs_threshold_bytes=1000)
+    hub.faults.add("*/w/*.bin", Fault(rate_bps=384 << 10, origin="cdn"))
+    target = tmp_path / "D"
+    for _ in range(8):
+        proc = _spawn_fetch(hub, tmp_path, "o/k:main", "--local-dir", target)
+        time.sleep(rng.uniform(0.6, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        for path, data in files.items():
+            final = target / path
+            if final.exists():
+                assert final.read_bytes() == data, path
+        partial = target / ".quantpick" / "partial"
+        # the window is microseconds wide (os.replace of the .part, the record, the sidecar's
+        # unlink) and random kills rarely land in it: what they would leave, a sidecar beside an
+        # installed file with no .part, is added to this real killed run for two installed files
+        installed = [p for p in files if (target / p).exists()]
+        for path in installed[:2]:
+            partial.mkdir(parents=True, exist_ok=True)
+            sidecar = partial / f"{partial_key(path)}.part.json"
+            sidecar.write_text(json.dumps({"v": 1, "path": path}))
+    hub.faults.clear()
+    r = _qp(hub, tmp_path, "fetch", "o/k:main", "--local-dir", "D", "--json")
+    assert r.returncode == 0, r.stderr
+    for path, data in files.items():
+        assert (target / path).read_bytes() == data, path
+    assert not (target / ".quantpick" / "partial").exists()
+    assert not (target / ".quantpick" / "verified.json").exists()
+    assert _qp(hub, tmp_path, "verify", "D").returncode == 0

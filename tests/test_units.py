@@ -119,6 +119,10 @@ def test_cache_mode_rejected() -> None:
         ("llama.cpp", Runtime.LLAMACPP),
         ("llamacpp", Runtime.LLAMACPP),
         ("vLLM", Runtime.VLLM),
+        ("exllamav3", Runtime.EXLLAMAV3),
+        # TabbyAPI's live backend is exllamav3 (its exllamav2 backend is legacy)
+        ("tabbyapi", Runtime.EXLLAMAV3),
+        ("TabbyAPI", Runtime.EXLLAMAV3),
     ],
 )
 def test_runtimes(text: str, expected: Runtime) -> None:
@@ -135,3 +139,14 @@ def test_formatting() -> None:
     assert format_context(16384) == "16k"
     assert format_context(12345) == "12345"
     assert format_context(512) == "512"
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [(0, "0 B"), (999, "999 B"), (3000, "3.00 kB"), (624_000_000, "624.00 MB"),
+     (4_920_000_000, "4.92 GB"), (2 * 10**12, "2.00 TB")],
+)  # fmt: skip
+def test_si_sizes_choose_a_readable_unit(size: int, shown: str) -> None:
+    from quantpick.units import format_si_size
+
+    assert format_si_size(size) == shown

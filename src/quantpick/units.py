@@ -46,7 +46,7 @@ _RUNTIME_ALIASES: Final = {
     "exl2": Runtime.EXLLAMAV2,
     "exllamav3": Runtime.EXLLAMAV3,
     "exl3": Runtime.EXLLAMAV3,
-    "tabbyapi": Runtime.EXLLAMAV2,
+    "tabbyapi": Runtime.EXLLAMAV3,  # TabbyAPI's live backend (its exllamav2 one is legacy)
     "transformers": Runtime.TRANSFORMERS,
     "hf": Runtime.TRANSFORMERS,
     "llama.cpp": Runtime.LLAMACPP,
@@ -140,6 +140,15 @@ def format_size(size_bytes: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if size_bytes >= size:
             return f"{size_bytes / size:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
+def format_si_size(size_bytes: int) -> str:
+    """A file size as cards write it (SI units), in the unit that keeps it readable: 624 MB is
+    "624.00 MB", not "0.62 GB", and 3 kB is not "0.00 GB"."""
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size_bytes >= size:
+            return f"{size_bytes / size:.2f} {unit}"
     return f"{size_bytes} B"
 
 

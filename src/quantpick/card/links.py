@@ -6,6 +6,7 @@ The branch a link points at is the part after `/tree/` in its URL, never its tex
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote, urlsplit
@@ -55,15 +56,34 @@ class HubTarget:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def hub_target(href: str) -> HubTarget | None:
-    """What a huggingface.co model link points at; None for anything else."""
+# a lowercase Hub URL with nothing urlsplit would drop (tabs, newlines) or read as more than
+# host and path: its path is the text up to `?` or `#`, read without urlsplit (a 100k-row table
+# calls this per row)
+_PLAIN_HUB_URL = re.compile(
+    r"https?://(?:www\.huggingface\.co|huggingface\.co|hf\.co)(/[^?#\t\r\n]*)?"
+)
+
+
+def _url_path(href: str) -> str | None:
+    """The path of a http(s) Hub URL, None for another URL."""
+    plain = _PLAIN_HUB_URL.match(href)
+    if plain is not None and (plain.end() == len(href) or href[plain.end()] in "?#"):
+        return plain[1] or ""
     try:
-        parts = urlsplit(href.strip())
+        parts = urlsplit(href)
     except ValueError:
         return None
     if parts.scheme not in ("http", "https") or (parts.hostname or "") not in _HUB_HOSTS:
         return None
-    segments = [unquote(s) for s in parts.path.split("/") if s]
+    return parts.path
+
+
+def hub_target(href: str) -> HubTarget | None:
+    """What a huggingface.co model link points at; None for anything else."""
+    path = _url_path(href.strip())
+    if path is None:
+        return None
+    segments = [unquote(s) for s in path.split("/") if s]
     if len(segments) < 2 or segments[0].lower() in _NOT_OWNERS:
         return None
     repo = f"{segments[0]}/{segments[1]}"

@@ -16,6 +16,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from quantpick.card.html_tables import html_tables
+from quantpick.card.pipe_table import TOKEN_TYPE as PIPE_TABLE
+from quantpick.card.pipe_table import PipeRows, use_pipe_tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +59,20 @@ class Document:
     front_matter: str = ""
 
 
-def _make_markdown(tables: bool) -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": True})
-    if tables:
-        md.enable("table")
-    else:
-        # setext headings cost a second scan of every paragraph; cards use '#' headings, and a
-        # setext one still reads as prose
-        md.disable("lheading")
+def _make_markdown() -> MarkdownIt:
+    md = use_pipe_tables(MarkdownIt("commonmark", {"html": True}))
+    # setext headings cost a second scan of every paragraph; cards use '#' headings, and a
+    # setext one still reads as prose
+    md.disable("lheading")
     # inline markup is parsed on demand through parse_inline
     md.disable("inline")
     return md
 
 
-# The first pass runs without the table rule: a table then reads as one paragraph, which costs a
-# fraction of a tokenized table. Only a paragraph whose header row the caller wants is parsed again
-# with tables on; benchmark and chat-log tables never are.
-_BLOCK_MD = _make_markdown(tables=False)
-_TABLE_MD = _make_markdown(tables=True)
-# (raw header cells, the table's whole source) -> parse it as a table?
+# One block pass per document; tables come back as one token each (card/pipe_table.py), so a
+# benchmark or chat-log table costs a split per row and nothing more.
+_MD = _make_markdown()
+# (raw header cells, the table's source) -> keep the table?
 HeaderFilter = Callable[[tuple[str, ...], str], bool]
 
 
@@ -141,107 +138,56 @@ def _line(token: Token, offset: int) -> int:
     return (token.map[0] + 1 if token.map else 0) + offset
 
 
-# a GFM delimiter row (| --- | :---: |): only a cheap test for "may hold a table" before handing
-# the paragraph to markdown-it, which decides what the table is
+def _pipe_table(tok: Token, offset: int, doc: Document, want: HeaderFilter) -> None:
+    table: PipeRows = tok.meta["rows"]
+    if want(table.header, tok.meta["source"]):
+        body = tuple(row for row, piped in zip(table.rows, table.piped, strict=True) if piped)
+        doc.tables.append(Table(table.header, body, _line(tok, offset)))
+    for row, line, piped in zip(table.rows, table.row_lines, table.piped, strict=True):
+        if not piped:
+            # GFM keeps a pipe-less line after a table as a one-cell row; its author wrote prose
+            doc.blocks.append(Block(" ".join(row).strip(), line + 1 + offset, False))
+
+
+# a GFM delimiter row (| --- | :---: |): only a cheap test for "may hold a table"
 _DELIMITER_ROW = re.compile(
     r"^[ \t]{0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$", re.M
 )
 
 
-def _table(tokens: list[Token], start: int, offset: int, lines: list[str], doc: Document) -> int:
-    header: list[str] = []
-    rows: list[tuple[str, ...]] = []
-    row: list[str] = []
-    in_head = False
-    stray = False
-    i = start
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok.type == "table_close":
-            break
-        if tok.type == "thead_open":
-            in_head = True
-        elif tok.type == "thead_close":
-            in_head = False
-        elif tok.type == "tr_open":
-            row = []
-            # GFM keeps a pipe-less line after a table as a one-cell row; its author wrote prose
-            source = lines[tok.map[0]] if tok.map and tok.map[0] < len(lines) else "|"
-            stray = not in_head and "|" not in source
-        elif tok.type == "inline":
-            row.append(tok.content)
-        elif tok.type == "tr_close":
-            if in_head:
-                header = row
-            elif stray:
-                doc.blocks.append(Block(" ".join(row).strip(), _line(tok, offset), False))
-            else:
-                rows.append(tuple(row))
-        i += 1
-    doc.tables.append(Table(tuple(header), tuple(rows), _line(tokens[start], offset)))
-    return i
-
-
-@lru_cache(maxsize=1024)
-def _header_cells(head: str) -> tuple[str, ...] | None:
-    """The raw header cells of a header + delimiter pair, None when markdown-it sees no table.
-
-    Cached: long cards repeat the same benchmark header many times.
-    """
-    cells = []
-    for tok in _TABLE_MD.parse(head):
-        if tok.type == "inline":
-            cells.append(tok.content)
-        elif tok.type == "thead_close":
-            return tuple(cells)
-    return None
+def _lazy_table(tok: Token, offset: int, doc: Document, want: HeaderFilter) -> bool:
+    """A table in a paragraph: TheBloke's cards start one right under a list item, where it
+    cannot interrupt the item's paragraph and reads as its lazy continuation. The paragraph is
+    parsed once more on its own, as GitHub and the Hub render it: a table."""
+    content = tok.content
+    if "|" not in content or "\n" not in content or not _DELIMITER_ROW.search(content):
+        return False
+    tokens = _MD.parse(content)
+    if not any(t.type == PIPE_TABLE for t in tokens):
+        return False
+    _walk(tokens, _line(tok, offset) - 1, doc, want, nested=True)
+    return True
 
 
 def _walk(
-    tokens: list[Token], offset: int, lines: list[str], doc: Document, want: HeaderFilter | None
+    tokens: list[Token], offset: int, doc: Document, want: HeaderFilter, nested: bool = False
 ) -> None:
-    """Tables and prose blocks of a token stream; `want` is None on the second, tables-on pass."""
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok.type == "table_open":
-            i = _table(tokens, i, offset, lines, doc)
-        elif tok.type in ("fence", "code_block") and want is not None:
+    for i, tok in enumerate(tokens):
+        kind = tok.type
+        if kind == PIPE_TABLE:
+            _pipe_table(tok, offset, doc, want)
+        elif kind in ("fence", "code_block"):
             doc.code.append(Block(tok.content, _line(tok, offset), False))
-        elif tok.type == "html_block" and want is not None and "<table" in tok.content.lower():
+        elif kind == "html_block" and "<table" in tok.content.lower():
             for header, rows in html_tables(tok.content):
                 if want(header, tok.content):
                     doc.tables.append(Table(header, rows, _line(tok, offset)))
-        elif _is_prose(tok, offset, doc, want):
+        elif kind == "inline" and tok.content:
             heading = i > 0 and tokens[i - 1].type == "heading_open"
-            doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
-        i += 1
-
-
-def _is_prose(tok: Token, offset: int, doc: Document, want: HeaderFilter | None) -> bool:
-    if tok.type != "inline" or not tok.content:
-        return False
-    return want is None or not _paragraph_table(tok, offset, doc, want)
-
-
-def _paragraph_table(tok: Token, offset: int, doc: Document, want: HeaderFilter) -> bool:
-    """A paragraph of the first pass that holds a table: parse it with tables on if wanted."""
-    content = tok.content
-    if "|" not in content or "\n" not in content:
-        return False
-    delimiter = _DELIMITER_ROW.search(content)
-    if delimiter is None or delimiter.start() == 0:
-        return False
-    header_start = content.rfind("\n", 0, delimiter.start() - 1) + 1
-    header = _header_cells(content[header_start : delimiter.end()])
-    if header is None:
-        return False
-    if want(header, content):
-        _walk(_TABLE_MD.parse(content), _line(tok, offset) - 1, content.split("\n"), doc, None)
-    elif header_start > 0:
-        # prose the table directly follows (a list item it hangs from) stays prose
-        doc.blocks.append(Block(content[: header_start - 1], _line(tok, offset), False))
-    return True
+            # a second parse of a paragraph is never parsed a third time: each byte costs two
+            # block passes at most
+            if heading or nested or not _lazy_table(tok, offset, doc, want):
+                doc.blocks.append(Block(tok.content, _line(tok, offset), heading))
 
 
 def parse_document(text: str, want_table: HeaderFilter = lambda header, body: True) -> Document:
@@ -250,7 +196,7 @@ def parse_document(text: str, want_table: HeaderFilter = lambda header, body: Tr
     front, body = split_front_matter(text)
     offset = text[: len(text) - len(body)].count("\n")
     doc = Document(front_matter=front)
-    _walk(_BLOCK_MD.parse(body), offset, [], doc, want_table)
+    _walk(_MD.parse(body), offset, doc, want_table)
     return doc
 
 
@@ -275,7 +221,55 @@ def _flatten(children: list[Token]) -> Inline:
     return Inline(" ".join("".join(parts).split()), tuple(links))
 
 
+# Cells and paragraphs where markdown-it's inline rules would only copy text and make links.
+# Of markdown-it's commonmark inline rules, only these characters start anything but text:
+# \\ escape, ` code, * _ emphasis, [ ] ! link and image, < autolink and HTML, & entity, and a
+# newline (softbreak). `_` between two ASCII letters or digits can neither open nor close
+# emphasis (CommonMark's intraword rule), so it is text; Q4_K_M names are full of them.
+_MARKUP = re.compile(r"[\\`*\[\]!<&\n]|(?<![A-Za-z0-9_])_|_(?![A-Za-z0-9_])")
+# [label](destination): no markup in the label, no space, control character, paren, escape,
+# entity or angle bracket in the destination (markdown-it would read those differently)
+_SIMPLE_LINK = re.compile(r"\[([^\\`*\[\]!<&\n]*)\]\(([^\s()<>\\&\x00-\x1f\x7f]+)\)")
+# destinations markdown-it's normalizeLink returns unchanged and validateLink accepts (checked
+# against both by tests/test_pipe_table.py): a host of DNS labels (mdurl drops a host over 255
+# characters and splits a label over 63), safe path characters; others go through normalizeLink
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_NORMAL_URL = re.compile(
+    rf"https?://(?=[a-z0-9.-]{{1,253}}(?:/|$)){_LABEL}(?:\.{_LABEL})*(?:/[A-Za-z0-9\-._~/+=,?#]*)?"
+)
+
+
+def _fast_inline(raw: str) -> Inline | None:
+    """What `_flatten` of markdown-it's inline tokens gives, for text with simple links only;
+    None when anything else is there. The same answer in a few microseconds instead of ~100."""
+    if _MARKUP.search(raw) is None:
+        return Inline(" ".join(raw.split()))
+    parts: list[str] = []
+    links: list[Link] = []
+    pos = 0
+    for m in _SIMPLE_LINK.finditer(raw):
+        dest = m[2]
+        if _NORMAL_URL.fullmatch(dest) is None:
+            dest = _MD.normalizeLink(dest)
+            if not _MD.validateLink(dest):
+                return None
+        parts += (raw[pos : m.start()], m[1])
+        links.append(Link(dest, m[1].strip()))
+        pos = m.end()
+    parts.append(raw[pos:])
+    # the same test over the text between links and each label, each on its own: an `_`
+    # touching a bracket is never intraword
+    if any(_MARKUP.search(part) for part in parts):
+        return None
+    return Inline(" ".join("".join(parts).split()), tuple(links))
+
+
+def _slow_inline(raw: str) -> Inline:
+    return _flatten(_MD.inline.parse(raw, _MD, {}, []))
+
+
 @lru_cache(maxsize=8192)
 def parse_inline(raw: str) -> Inline:
     """Plain text and links of one cell or paragraph (cached: tables repeat cells a lot)."""
-    return _flatten(_BLOCK_MD.inline.parse(raw, _BLOCK_MD, {}, []))
+    fast = _fast_inline(raw)
+    return fast if fast is not None else _slow_inline(raw)

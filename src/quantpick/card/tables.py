@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from quantpick.card import values as cv
 from quantpick.card.checks import flag_size_order
@@ -55,6 +56,10 @@ def _table_format(columns: list[Column]) -> Format | None:
     return None
 
 
+# a table's rows name the same repo or two over and over; reading the name costs ~20 us
+_repo_format = lru_cache(maxsize=256)(repo_format)
+
+
 def _bits(text: str) -> float | None:
     value = cv.number(text)
     return value if value is not None and 0 < value <= 32 else None
@@ -84,6 +89,12 @@ class _RowReader:
         self.table_format = _table_format(columns)
         roles = {c.role for c in columns}
         self.has_vram_columns = bool(roles & {Col.VRAM, Col.CACHE})
+        # which columns hold each role: the same for every row of the table
+        self.by_role: dict[Col, list[int]] = {}
+        for i, column in enumerate(columns):
+            self.by_role.setdefault(column.role, []).append(i)
+        self.file_columns = self.by_role.get(Col.FILES, [])
+        self.ident_role = columns[ident].role
 
     def _file_name(self, text: str, target: HubTarget) -> str:
         """The Hub's name, not the link text: bartowski's text drops the author prefix the URL
@@ -101,11 +112,10 @@ class _RowReader:
 
     def identify(self, cells: list[Inline]) -> _Identity | None:
         cell = cells[self.ident]
-        role = self.columns[self.ident].role
+        role = self.ident_role
         targets = [t for link in cell.links if (t := hub_target(link.href))]
-        file_cols = [c for col, c in zip(self.columns, cells, strict=True) if col.role is Col.FILES]
-        for extra_cell in file_cols:
-            targets.extend(t for link in extra_cell.links if (t := hub_target(link.href)))
+        for i in self.file_columns:
+            targets.extend(t for link in cells[i].links if (t := hub_target(link.href)))
         files = [t for t in targets if t.kind is TargetKind.FILE]
         text = _name_token(cell.text)
         if len(files) > 1:
@@ -157,8 +167,8 @@ class _RowReader:
         info = ident.info
         candidates = (
             None if info.format_guessed else info.format,
-            repo_format(ident.repo),
-            repo_format(self.card.repo),
+            _repo_format(ident.repo),
+            _repo_format(self.card.repo),
             self.table_format,
             self.card.text_format,
             info.format,
@@ -171,16 +181,13 @@ class _RowReader:
         ident = self.identify(cells)
         if ident is None:
             return None
-        by_role: dict[Col, list[tuple[Column, Inline]]] = {}
-        for column, cell in zip(self.columns, cells, strict=True):
-            by_role.setdefault(column.role, []).append((column, cell))
-
-        def first(role: Col) -> str | None:
-            found = by_role.get(role)
-            return found[0][1].text if found else None
-
-        bits_cell = first(Col.BITS)
-        quant_cell = first(Col.QUANT)
+        columns = self.columns
+        by_role = {
+            role: [(columns[i], cells[i]) for i in where] for role, where in self.by_role.items()
+        }
+        bits_found, quant_found = by_role.get(Col.BITS), by_role.get(Col.QUANT)
+        bits_cell = bits_found[0][1].text if bits_found else None
+        quant_cell = quant_found[0][1].text if quant_found else None
         if not (
             ident.linked
             or ident.info.says_anything

@@ -108,7 +108,8 @@ class PartialState:
                 chunk_bytes=int(raw["chunk_bytes"]),
                 done=int(raw["done"], 16),
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        # a sidecar nested too deep to read, or JSON that is no object, is no state of ours
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None
         st = regular_file_stat(state.part_path)
         if st is None or st.st_size != state.size_bytes or state.chunk_bytes <= 0:

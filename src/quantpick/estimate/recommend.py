@@ -22,6 +22,7 @@ from quantpick.estimate.vram import (
     gguf_bits_per_weight,
     gguf_quant,
     llamacpp_footprint,
+    placed_max_context_tokens,
 )
 from quantpick.estimate.vram import max_context_tokens as vram_max_context
 from quantpick.records import (
@@ -192,6 +193,12 @@ def _llamacpp_candidate(
     budgets = [v - budget.reserve_bytes for v in budget.gpu_vram_bytes]
     placed = llamacpp.place(full, shape, gguf_quant(variant), budget.context_tokens, budgets)
     usable = sum(budgets)
+    if placed is not None and (len(budgets) > 1 or not placed.complete):
+        # per GPU, whole layers: the longest context at which this many layers still fit
+        max_context = placed_max_context_tokens(
+            variant, shape, budgets, sum(placed.layers_per_gpu), budget.cache_mode,
+            budget.flash_attn,
+        )  # fmt: skip
     if placed is None or not placed.complete:
         # not even the output layer, or not every layer: the single-GPU total is the need
         margin = usable - estimate.vram_bytes

@@ -51,7 +51,13 @@ from quantpick.hub.lookup_cache import LookupCache, cache_leaf
 from quantpick.hub.quant_config import read_quant_config
 from quantpick.hub.settings import HubSettings
 from quantpick.hub.transport import byte_counter, cached_blob_intact, forget_cached, use_timeouts
-from quantpick.hub.xet import XetLimits, configure_xet, raised_by_hf_xet
+from quantpick.hub.xet import (
+    XetLimits,
+    configure_xet,
+    forget_xet_tokens,
+    raised_by_hf_xet,
+    storage_refused,
+)
 from quantpick.records import BranchListing, RemoteFile, RepoListing
 
 T = TypeVar("T")
@@ -355,22 +361,28 @@ class Hub:
         if xet_limits is not None:
             configure_xet(xet_limits)
         with self._mapped(repo, revision, path):
-            try:
-                out = hf_hub_download(
-                    repo,
-                    path,
-                    revision=revision,
-                    endpoint=self.settings.endpoint,
-                    token=self._token_arg,
-                    local_dir=local_dir,
-                    cache_dir=self.settings.cache_dir,
-                    tqdm_class=byte_counter(on_bytes) if on_bytes is not None else None,
-                    force_download=fresh,
-                )
-            except RuntimeError as exc:
-                if not raised_by_hf_xet(exc):
-                    raise
-                raise xet_error(exc, repo, path) from None
+            for refusals_left in (1, 0):
+                try:
+                    out = hf_hub_download(
+                        repo,
+                        path,
+                        revision=revision,
+                        endpoint=self.settings.endpoint,
+                        token=self._token_arg,
+                        local_dir=local_dir,
+                        cache_dir=self.settings.cache_dir,
+                        tqdm_class=byte_counter(on_bytes) if on_bytes is not None else None,
+                        force_download=fresh,
+                    )
+                    break
+                except RuntimeError as exc:
+                    if not raised_by_hf_xet(exc):
+                        raise
+                    if not (refusals_left and storage_refused(exc)):
+                        raise xet_error(exc, repo, path) from None
+                # the CAS refused: like an expired signed URL on the plain path, ask again
+                # (a fresh resolve and a fresh Xet token), once
+                forget_xet_tokens()
         return Path(out)
 
     def search_models(

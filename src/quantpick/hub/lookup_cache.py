@@ -55,7 +55,8 @@ class LookupCache:
             if data.get("v") != LISTING_CACHE_VERSION:
                 raise ValueError("old cache")
             listing = RepoListing.model_validate(data["listing"])
-        except (OSError, ValueError, KeyError) as exc:
+        # a damaged cache file (no object, nested past the parser's depth) is no cached answer
+        except (OSError, ValueError, KeyError, AttributeError, RecursionError) as exc:
             raise NetworkError(
                 f"offline, and no earlier look-up of {repo} is cached",
                 "run the same command once online (without --offline / HF_HUB_OFFLINE)",

@@ -23,6 +23,7 @@ from quantpick.records import (
     Variant,
     VariantKind,
 )
+from quantpick.units import format_si_size
 
 # Files that make a branch a non-variant when they are all it holds (bartowski's `main`).
 _NON_WEIGHT_NAMES = frozenset(
@@ -175,8 +176,8 @@ def _size_warning(v: Variant, hub_bytes: int) -> tuple[str, ...]:
     ratio = v.size_bytes / hub_bytes
     if abs(ratio - 1) <= 0.05:
         return ()
-    card_gb, hub_gb = v.size_bytes / 1e9, hub_bytes / 1e9
-    return (f"the card says {card_gb:.2f} GB, the Hub holds {hub_gb:.2f} GB (Hub figure used)",)
+    card, hub = format_si_size(v.size_bytes), format_si_size(hub_bytes)
+    return (f"the card says {card}, the Hub holds {hub} (Hub figure used)",)
 
 
 def _hub_only_branches(listing: RepoListing, claimed: set[str], card: ModelCard) -> list[Variant]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import traceback
 from dataclasses import dataclass
 
@@ -62,3 +63,25 @@ def raised_by_hf_xet(exc: BaseException) -> bool:
     """A RuntimeError out of hf_xet's native call (xet_get), not a bug of ours or of Python's."""
     frames = traceback.extract_tb(exc.__traceback__)
     return bool(frames) and frames[-1].name == "xet_get"
+
+
+# hf_xet names the CAS's answer in its message: "HTTP status client error (403 Forbidden)"
+_STORAGE_REFUSAL = re.compile(r"\b(?:401 Unauthorized|403 Forbidden)\b")
+
+
+def storage_refused(exc: BaseException) -> bool:
+    """The CAS refused hf_xet's token or a xorb's signed URL (expired, revoked, rotated): no fault
+    of the user's token, and a fresh Xet token may pass; hf_xet itself does not retry it."""
+    return bool(_STORAGE_REFUSAL.search(str(exc)))
+
+
+def forget_xet_tokens() -> None:
+    """Drop huggingface_hub's cached Xet connection info (a token per repo revision, kept until it
+    expires), so that the next download asks the Hub for a fresh one."""
+    from huggingface_hub.utils import _xet
+
+    cache = getattr(_xet, "XET_CONNECTION_INFO_CACHE", None)
+    lock = getattr(_xet, "_XET_CONNECTION_INFO_LOCK", None)
+    if isinstance(cache, dict) and lock is not None:
+        with lock:
+            cache.clear()

@@ -67,7 +67,11 @@ class RangedJob:
         self.finished = False
         # the server ignores Range: the file went to one stream (huggingface_hub) instead
         self.single_stream = False
-        self._single_lock = threading.Lock()
+        # workers inside this job's .part (fetching a chunk, marking it, hashing): the fallback
+        # removes the .part only once they are out, or one of them would open a file just
+        # deleted (a false disk error) or write its sidecar back
+        self._active = 0
+        self._single = threading.Condition()
 
     def _open_state(self) -> PartialState:
         p = self.planned
@@ -232,12 +236,28 @@ class RangedJob:
         self.hash_pos = 0
         self.run_requeue(self)
 
+    def enter(self) -> bool:
+        """A worker starts to use the .part; False once the file went to one stream."""
+        with self._single:
+            if self.single_stream:
+                return False
+            self._active += 1
+            return True
+
+    def leave(self) -> None:
+        with self._single:
+            self._active -= 1
+            self._single.notify_all()
+
     def fall_back_to_one_stream(self) -> None:
         """The first worker to see a 200 fetches the whole file in one GET; the rest drop it."""
-        with self._single_lock:
+        with self._single:
             if self.single_stream:
                 return
             self.single_stream = True
+            # the others see a 200 too, or finish the chunk they are on, and leave
+            while self._active:
+                self._single.wait()
         self.ctx.progress.note(self.planned.path, "the server ignores Range: one stream instead")
         self.state.discard()
         fetch_via_hub(self.ctx, self.run, self.planned)
@@ -287,18 +307,23 @@ class RangedEngine:
             if task is None:
                 return
             job, index = task
-            if job.single_stream:
+            if not job.enter():
                 continue
-            if index is not None:
-                try:
-                    job.fetch_chunk(index, buf)
-                except _RangesIgnored:
-                    job.fall_back_to_one_stream()
-                    continue
-                if job.single_stream:
-                    continue
-                job.state.mark_done(index)
-            job.advance_hash()
+            ranges_ignored = False
+            try:
+                if index is not None:
+                    try:
+                        job.fetch_chunk(index, buf)
+                    except _RangesIgnored:
+                        ranges_ignored = True
+                    else:
+                        job.state.mark_done(index)
+                if not ranges_ignored:
+                    job.advance_hash()
+            finally:
+                job.leave()
+            if ranges_ignored:
+                job.fall_back_to_one_stream()
 
     def thread_count(self) -> int:
         return max(1, min(self.ctx.options.max_workers, len(self._queue)))
