@@ -24,13 +24,19 @@ of quantpick is imported there. The recipe, exactly:
    started (nvidia-smi).
 
 Usage (device): python3 llamacpp_calibrate.py --llama-src DIR --gguf-py DIR --work DIR --out DIR
-    [--budget-s SECONDS] [--only NAME,...] [--partial] [--long-fills NAME,...] [--skip NAME:QUANT]
+    [--budget-s SECONDS] [--only NAME,...] [--partial] [--partial-shapes NAME,...]
+    [--long-fills NAME,...] [--skip NAME:QUANT] [--result-name FILE]
 
 benchmarks/gpu/llamacpp_h200.json came from two calls on one warm H200 (2026-12-01):
     --budget-s 565 --partial   (built, then ran until the budget: everything but the last two
                                 Q8_0 files and the partial rows, fills only for Llama-3-8B)
     --budget-s 540 --partial --long-fills '' --skip Llama-3-8B:Q4_K_M   (the rest, with fills)
 and the "buffer size" lines of probe.log joined to each row (log_model/kv/compute_mib).
+benchmarks/gpu/llamacpp_h200_partial.json: one call on a fresh H200 (2026-12-02), partial offload
+of two shapes the +105 MiB partial term was not read off:
+    --only Mistral-7B-v0.3,Qwen3-30B-A3B --quants Q4_K_M --partial
+    --partial-shapes Mistral-7B-v0.3,Qwen3-30B-A3B
+    --skip Mistral-7B-v0.3:Q4_K_M,Qwen3-30B-A3B:Q4_K_M    (no full-offload rows again)
 Writes OUT/llamacpp_h200.json (one row per context, appended as it goes) and OUT/probe.log.
 """
 
@@ -368,7 +374,8 @@ def main() -> int:
     ap.add_argument("--only", default="")
     ap.add_argument("--quants", default=",".join(QUANTS))
     ap.add_argument("--result-name", default="llamacpp_h200.json")
-    ap.add_argument("--partial", action="store_true", help="also -ngl 8/16/24 on Llama-3-8B")
+    ap.add_argument("--partial", action="store_true", help="also -ngl L/4, L/2, 3L/4 (Q4_K_M)")
+    ap.add_argument("--partial-shapes", default="Llama-3-8B", help="the shapes --partial runs")
     ap.add_argument("--long-fills", default="Llama-3-8B", help="shapes filled at 128k too")
     ap.add_argument("--skip", default="", help="NAME:QUANT,... already measured")
     args = ap.parse_args()
@@ -407,7 +414,9 @@ def main() -> int:
     skip = {tuple(item.split(":")) for item in args.skip.split(",") if item}
     jobs = [(n, q, 999) for q in quants for n in names if (n, q) not in skip]
     if args.partial:
-        jobs += [("Llama-3-8B", "Q4_K_M", ngl) for ngl in (8, 16, 24)]
+        for n in args.partial_shapes.split(","):
+            layers = int(SHAPES[n][1]["layers"])
+            jobs += [(n, "Q4_K_M", ngl) for ngl in (layers // 4, layers // 2, 3 * layers // 4)]
     for name, quant, ngl in jobs:
         left = args.budget_s - (time.monotonic() - start)
         if left < 20:

@@ -60,6 +60,7 @@ CARD_CONFIGS = {
     "macadeliccc/laser-dolphin-mixtral-2x7b-dpo": "laser-dolphin-mixtral-2x7b",
     "suparious/mistral-7b-v0.2-layla-v4-exl2": "mistral-7b-v0.2",
     "SanctumAI/Codestral-22B-v0.1-GGUF": "codestral-22b-v0.1",
+    "Qwen/Qwen-7B-Chat-Int4": "qwen-7b",
 }
 # measured model -> config; "mistral-7b" was built without a sliding window (its KV cache grew to
 # 32k)
@@ -93,8 +94,15 @@ def load_shape(name: str) -> ModelShape:
     return shape_from_config(json.loads((HERE / "configs" / f"{name}.json").read_text()))
 
 
-def variant_from_expected(entry: dict[str, object]) -> Variant:
-    """A Variant as the card parser should produce it, from the hand-read expected.json entry."""
+def _card_format(card_format: str) -> Format | None:
+    """expected.json's card-level format (exl2-vram, gptq, gguf-thebloke, ...) as a Format."""
+    head = card_format.split("-")[0]
+    return next((f for f in Format if f.value == head), None)
+
+
+def variant_from_expected(entry: dict[str, object], card_format: str = "") -> Variant:
+    """A Variant as the card parser should produce it, from the hand-read expected.json entry;
+    a branch name that says no format (``main``) takes the card's."""
     name = str(entry["name"])
     info = names.describe(name)
     size_gb = entry.get("size_gb")
@@ -103,7 +111,7 @@ def variant_from_expected(entry: dict[str, object]) -> Variant:
     return Variant(
         name=name,
         kind=VariantKind.FILE if name.endswith((".gguf", ".bin")) else VariantKind.BRANCH,
-        format=info.format or Format.OTHER,
+        format=info.format or _card_format(card_format) or Format.OTHER,
         bits=float(bits) if isinstance(bits, int | float) else None,
         bits_source=Source.CARD if bits is not None else None,
         head_bits=float(head) if isinstance(head, int | float) else None,
@@ -146,7 +154,7 @@ def card_checks(shared: Path, use_parser: bool) -> Iterator[Check]:
             figures = card_figures(entry)
             if not figures:
                 continue
-            base = variant_from_expected(entry)
+            base = variant_from_expected(entry, str(expected.get("format", "")))
             if use_parser and entry["name"] in parsed:
                 base = parsed[entry["name"]]
             runtime = default_runtime(base.format).value
@@ -236,6 +244,81 @@ def llamacpp_checks() -> Iterator[Check]:
         )  # fmt: skip
 
 
+def llamacpp_partial_checks() -> Iterator[Check]:
+    """-ngl rows: the GPU holds the last ngl - 1 layers and the output. Llama-3-8B's rows are
+    the ones the partial term was read off; llamacpp_h200_partial.json's shapes are held out."""
+    for name in ("llamacpp_h200.json", "llamacpp_h200_partial.json"):
+        path = HERE / "gpu" / name
+        for row in json.loads(path.read_text()):
+            if "error" in row or row["n_gpu_layers"] == 999:
+                continue
+            shape = _measured_shape(row)
+            fa = bool(row["flash_attn"])
+            full = llamacpp.footprint(
+                shape, row["file_bytes"], row["quant"], row["n_ctx"], CacheMode.FP16, fa
+            )
+            head = min(llamacpp.head_bytes(shape, row["quant"]), full.weights_bytes)
+            weights = llamacpp.layer_weight_bytes(shape, row["quant"], full.weights_bytes - head)
+            on_gpu = row["n_gpu_layers"] - 1  # -ngl counts the output layer
+            kv = full.kv_cache_bytes / shape.num_layers * on_gpu
+            predicted = round(
+                sum(weights[shape.num_layers - on_gpu :]) + kv + head + full.compute_buffer_bytes
+                + full.pool_bytes + full.fixed_bytes + llamacpp.partial_extra_bytes(full)
+            )  # fmt: skip
+            if row["fill"]:
+                truth = row["peak_bytes"]
+            else:
+                truth, predicted = row["warm_bytes"], predicted - full.pool_bytes
+            split = "fitted" if row["model"] == "Llama-3-8B" else "held-out"
+            yield Check(
+                f"{name} ({split})", f"{row['model']}-{row['quant']} -ngl {row['n_gpu_layers']}",
+                f"partial/{split}", f"llama.cpp fa={'on' if fa else 'off'} f16", row["n_ctx"],
+                truth, predicted, "",
+            )  # fmt: skip
+
+
+EXL3_FITTED = frozenset({"Llama-3-8B", "Qwen2.5-7B", "Qwen3-30B-A3B"})
+# the GGUF architecture names benchmarks/llamacpp_calibrate.SHAPES uses -> config.json model_type
+# (Mistral is exllamav3's LlamaModel, as "llama")
+_MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe"}
+_EXL3_CACHES = {
+    None: CacheMode.FP16,
+    (8, 8): CacheMode.Q8,
+    (6, 6): CacheMode.Q6,
+    (4, 4): CacheMode.Q4,
+}
+
+
+def exl3_checks() -> Iterator[Check]:
+    """benchmarks/gpu/exllamav3_h200*.json: peak device memory with the context filled (the _extra
+    file: 6-bit layers, 128k contexts, the 6-bit cache; made after the profile was written)."""
+    sys.path.insert(0, str(HERE))
+    from llamacpp_calibrate import SHAPES
+
+    paths = [HERE / "gpu" / "exllamav3_h200.json", HERE / "gpu" / "exllamav3_h200_extra.json"]
+    for path, row in ((p, r) for p in paths for r in json.loads(p.read_text())["rows"]):
+        if "error" in row:
+            continue
+        arch, p = SHAPES[row["shape"]]
+        shape = _measured_shape(
+            {**p, "arch": _MODEL_TYPES[arch], "experts_used": p.get("experts_used", 1)}
+        )
+        variant = Variant(
+            name=f"{row['shape']}-exl3-{row['bits']}.0bpw-h{row['head_bits']}",
+            kind=VariantKind.BRANCH, format=Format.EXL3, bits=float(row["bits"]),
+            head_bits=float(row["head_bits"]), size_bytes=row["tensor_bytes"],
+            size_source=Source.HUB,
+        )  # fmt: skip
+        cache = row["cache"]
+        mode = _EXL3_CACHES[None if cache is None else tuple(cache)]
+        predicted = estimate_vram(variant, shape, row["ctx"], mode).vram_bytes
+        split = "fitted" if row["shape"] in EXL3_FITTED else "held-out"
+        yield Check(
+            f"{path.name} ({split})", variant.name, f"peak/{split}",
+            f"exllamav3 {mode.value}", row["ctx"], row["peak_bytes"], predicted, "",
+        )  # fmt: skip
+
+
 def summarize(checks: list[Check]) -> bool:
     ok = True
     groups: dict[tuple[str, str], list[Check]] = {}
@@ -276,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     card = list(card_checks(args.shared, args.parser))
-    gpu = list(gpu_checks(args.shared)) + list(llamacpp_checks())
+    gpu = [*gpu_checks(args.shared), *llamacpp_checks(), *llamacpp_partial_checks()]
+    gpu += list(exl3_checks())
     if args.rows:
         for c in card + gpu:
             err = "n/a" if c.error is None else f"{c.error:+.1%}"
@@ -290,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cards: {len(card)} checks of {len(figures)} figures")
     ok_cards = summarize(card)
     print(
-        f"\nGPU measurements (device memory in use: transformers H100, llama.cpp H200): "
+        f"\nGPU measurements (device memory; transformers H100, llama.cpp + exllamav3 H200): "
         f"{len(gpu)} rows"
     )
     ok_gpu = summarize(gpu)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from quantpick.testing import HubServer
 
@@ -43,6 +45,20 @@ def run_qp(
         timeout=timeout,
         check=False,
     )
+
+
+def list_json(server: HubServer, tmp_path: Path, repo: str, *args: str) -> dict[str, Any]:
+    """`quantpick list REPO --json` against a loopback Hub, which must succeed."""
+    r = run_qp(
+        "list",
+        repo,
+        "--json",
+        *args,
+        env={"HF_ENDPOINT": server.endpoint, "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert r.returncode == 0, r.stderr
+    doc: dict[str, Any] = json.loads(r.stdout)
+    return doc
 
 
 def fresh(server: HubServer) -> Iterator[HubServer]:

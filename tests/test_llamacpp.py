@@ -3,15 +3,13 @@ offload, multi-GPU layer split; checked against the H200 measurements and throug
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from accuracy import accuracy_module
 from qp import run_qp
 from quantpick.errors import UsageError
 from quantpick.estimate.recommend import recommend
@@ -50,20 +48,7 @@ def gguf(name: str, quant: str, size_bytes: int) -> Variant:
     )  # fmt: skip
 
 
-def _accuracy_module() -> ModuleType:
-    # the benchmark owns the measured-row reading; the test checks the same rows the same way
-    spec = importlib.util.spec_from_file_location(
-        "vram_accuracy", ROOT / "benchmarks" / "vram_accuracy.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
-ACCURACY = _accuracy_module()
+ACCURACY = accuracy_module()
 measured_shape = ACCURACY._measured_shape
 # the shapes the constants were read off; the rest are held out (benchmarks/RESULTS.md)
 FITTED = ACCURACY.LLAMACPP_FITTED
@@ -240,6 +225,72 @@ def test_pick_prefers_a_full_fit_and_says_what_partial_buys() -> None:
     assert not q8.fits
     assert q8.ram_fits
     assert any(r.startswith("partial would buy m.Q8_0.gguf") for r in rec.reasons)
+
+
+def test_m_files_give_the_use_more_bits_layers_heavier_weights() -> None:
+    llama = shape("llama-3-8b")
+    total = 4_000_000_000
+    q4 = llamacpp.layer_weight_bytes(llama, "Q4_K_M", total)
+    assert sum(q4) == pytest.approx(total)
+    heavy = [llamacpp.use_more_bits(i, 32) for i in range(32)]
+    assert heavy[:4] == [True] * 4
+    assert heavy[28:] == [True] * 4
+    assert min(w for w, h in zip(q4, heavy, strict=True) if h) > max(
+        w for w, h in zip(q4, heavy, strict=True) if not h
+    )
+    assert len(set(llamacpp.layer_weight_bytes(llama, "Q8_0", total))) == 1
+
+
+def test_partial_offload_held_out_measurements_meet_the_targets() -> None:
+    """The GPU holds the last layers, the heavier ones in a Q4_K_M file (held-out shapes)."""
+    errors = [
+        c.error * 100 for c in ACCURACY.llamacpp_partial_checks() if c.method.endswith("held-out")
+    ]
+    assert len(errors) == 18
+    assert statistics.median(abs(e) for e in errors) <= 3.0
+    assert min(errors) >= -3.0
+    assert max(errors) <= 10.0
+
+
+def _placed_layers(variant: Variant, llama: ModelShape, budget: Budget, tokens: int) -> int:
+    full = llamacpp.footprint(
+        llama, variant.size_bytes or 0, variant.quant_method, tokens, budget.cache_mode, True
+    )
+    budgets = [v - budget.reserve_bytes for v in budget.gpu_vram_bytes]
+    placed = llamacpp.place(full, llama, variant.quant_method, tokens, budgets)
+    return 0 if placed is None else sum(placed.layers_per_gpu)
+
+
+def test_two_gpus_max_context_is_per_gpu_with_whole_layers() -> None:
+    llama = shape("llama-3-8b").model_copy(update={"max_context_tokens": 131072})
+    q8 = gguf("m.Q8_0.gguf", "Q8_0", 8_540_000_000)
+    two = Budget(gpu_vram_bytes=(7 * GIB, 7 * GIB), reserve_bytes=0, context_tokens=8192)
+    pooled = Budget(gpu_vram_bytes=(14 * GIB,), reserve_bytes=0, context_tokens=8192)
+    split = recommend([q8], llama, two).candidates[0]
+    one = recommend([q8], llama, pooled).candidates[0]
+    assert split.fits
+    assert split.max_context_tokens is not None
+    assert one.max_context_tokens is not None
+    # each GPU pays its own context, buffers and whole layers: less than the pooled figure
+    assert 8192 <= split.max_context_tokens < one.max_context_tokens
+    assert _placed_layers(q8, llama, two, split.max_context_tokens) == 32
+    assert _placed_layers(q8, llama, two, split.max_context_tokens + 1) < 32
+
+
+def test_partial_max_context_keeps_the_reported_layers() -> None:
+    llama = shape("llama-3-8b").model_copy(update={"max_context_tokens": 131072})
+    q8 = gguf("m.Q8_0.gguf", "Q8_0", 8_540_000_000)
+    budget = Budget(gpu_vram_bytes=(6 * GIB,), reserve_bytes=0, context_tokens=8192)
+    candidate = recommend([q8], llama, budget).candidates[0]
+    assert candidate.partial
+    assert candidate.estimate is not None
+    assert candidate.estimate.gpu_layers is not None
+    layers = candidate.estimate.gpu_layers - 1  # -ngl counts the output layer
+    limit = candidate.max_context_tokens
+    assert limit is not None
+    assert limit >= 8192
+    assert _placed_layers(q8, llama, budget, limit) >= layers
+    assert _placed_layers(q8, llama, budget, limit + 1) < layers
 
 
 # --- CLI ------------------------------------------------------------------------------------------

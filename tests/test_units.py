@@ -119,6 +119,10 @@ def test_cache_mode_rejected() -> None:
         ("llama.cpp", Runtime.LLAMACPP),
         ("llamacpp", Runtime.LLAMACPP),
         ("vLLM", Runtime.VLLM),
+        ("exllamav3", Runtime.EXLLAMAV3),
+        # TabbyAPI's live backend is exllamav3 (its exllamav2 backend is legacy)
+        ("tabbyapi", Runtime.EXLLAMAV3),
+        ("TabbyAPI", Runtime.EXLLAMAV3),
     ],
 )
 def test_runtimes(text: str, expected: Runtime) -> None:

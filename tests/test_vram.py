@@ -290,8 +290,21 @@ def test_exllamav2_logits_buffer_scales_with_vocab() -> None:
     difference = runtime_buffers_bytes(large, 4096, Runtime.EXLLAMAV2) - runtime_buffers_bytes(
         small, 4096, Runtime.EXLLAMAV2
     )
-    # vocab x 2048-token chunk x fp32 logits
-    assert difference == (128256 - 32000) * 2048 * 4
+    # vocab x 2048-token chunk x fp32 logits, and the shared scratch, sized for the largest module
+    # (the same MLP in both), grows with the lm_head's fp16 dequantized copy, hidden x vocab
+    mlp = 2048 * (4096 + 2 * 14336) * 2 + 4096 * 14336 * 2
+    small_head, large_head = 4096 * 32000 * 2, 4096 * 128256 * 2
+    assert large_head > 4 * mlp
+    assert difference == (128256 - 32000) * 2048 * 4 + large_head - max(mlp, small_head)
+
+
+def test_exllamav2_head_dequant_is_capped_at_max_dq_size() -> None:
+    gemma = shape("gemma-2-9b")  # 256k vocabulary: hidden x vocab is over max_dq_size
+    wider = gemma.model_copy(update={"vocab_size": 2 * gemma.vocab_size})
+    difference = runtime_buffers_bytes(wider, 4096, Runtime.EXLLAMAV2) - runtime_buffers_bytes(
+        gemma, 4096, Runtime.EXLLAMAV2
+    )
+    assert difference == gemma.vocab_size * 2048 * 4  # only the logits grow
 
 
 @pytest.mark.skipif(not GPU_MEASUREMENTS.exists(), reason="../shared/gpu not checked out")
@@ -414,3 +427,13 @@ def test_max_context_is_capped_by_the_model_and_zero_when_nothing_fits(mixtral: 
 def test_context_must_be_positive() -> None:
     with pytest.raises(UsageError):
         estimate_vram(CEREBRUM_3_5, None, 0)
+
+
+def test_qwen1_intermediate_size_counts_both_gated_matrices() -> None:
+    # modeling_qwen.py: w1, w2 and c_proj are intermediate_size // 2 wide
+    config = {
+        "model_type": "qwen", "hidden_size": 4096, "intermediate_size": 22016,
+        "num_attention_heads": 32, "num_hidden_layers": 32, "vocab_size": 151936,
+    }  # fmt: skip
+    assert shape_from_config(config).intermediate_size == 11008
+    assert shape_from_config({**config, "model_type": "qwen2"}).intermediate_size == 22016

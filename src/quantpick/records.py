@@ -74,6 +74,46 @@ class HubStatus(StrEnum):
     UNCHECKED = "unchecked"
 
 
+class MentionPlace(StrEnum):
+    """Where a card names a variant outside its tables."""
+
+    HEADING = "heading"
+    PROSE = "prose"
+    ADMONITION = "admonition"
+    CODE = "code"
+    # a code line that loads or fetches it (`-m x.gguf`, `--hf-file`, `-hf repo:Q8_0`)
+    COMMAND = "command"
+
+
+class Mention(Record):
+    """A card naming a variant outside its tables: an annotation, never a variant of its own once
+    the card has a table or the Hub a listing."""
+
+    # as the card writes it: a file name, a quant type (`Q4_K_M`), a branch (`4.0bpw`)
+    name: str
+    place: MentionPlace
+    line: int
+    # the card recommends it here; `text` is the sentence that does
+    recommended: bool = False
+    text: str = ""
+    # another repo the card names it in (`-hf other/repo:Q8_0`): never this repo's variant
+    repo: str | None = None
+    source: Source = Source.CARD
+
+
+class SafetensorsFacts(Record):
+    """What a variant's safetensors headers say (read over Range, never the weights)."""
+
+    # elements per dtype as the headers count them; a GPTQ/AWQ layout packs several weights into
+    # one I32 element, so "I32" counts packed words, not parameters
+    parameters_by_dtype: dict[str, int]
+    parameter_count: int
+    # every tensor's bytes from its data offsets: the weights as loaded, exactly
+    weights_bytes: int
+    shards: int
+    source: Source = Source.HEADER
+
+
 class Variant(Record):
     name: str
     kind: VariantKind
@@ -97,6 +137,8 @@ class Variant(Record):
     # the weights' bytes as loaded: every tensor's bytes from the GGUF headers of all its parts
     weights_bytes: int | None = None
     weights_source: Source | None = None
+    # a safetensors variant's headers (branch repos: its branch; single-variant repos: main)
+    safetensors: SafetensorsFacts | None = None
     quant_method: str | None = None
     recommended_by_card: bool = False
     description: str = ""
@@ -108,6 +150,8 @@ class Variant(Record):
     repo: str | None = None
     role: Role = Role.MODEL
     hub_status: HubStatus = HubStatus.UNCHECKED
+    # where the card names this variant outside its tables (headings, prose, commands)
+    mentions: tuple[Mention, ...] = ()
     warnings: tuple[str, ...] = ()
     extra: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
@@ -120,6 +164,8 @@ class ModelCard(Record):
     vram_context_tokens: int | None = None
     vram_cache_mode: CacheMode | None = None
     vram_note: str = ""
+    # every mention outside tables, in card order; attached to Hub variants online
+    mentions: tuple[Mention, ...] = ()
     warnings: tuple[str, ...] = ()
 
 

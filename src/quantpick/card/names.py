@@ -46,6 +46,7 @@ _FORMAT_MARKERS: tuple[tuple[re.Pattern[str], Format], ...] = (
     (re.compile(r"gguf", re.IGNORECASE), Format.GGUF),
     (re.compile(r"ggml", re.IGNORECASE), Format.GGML),
 )
+_IMATRIX_WORD = re.compile(r"(?<![a-z])imatrix(?![a-z])", re.IGNORECASE)
 _MODEL_FILE = re.compile(r"\.(gguf|bin)(-split-[a-z]|\.part\d+of\d+)?$", re.IGNORECASE)
 _NOT_A_VARIANT = re.compile(
     r"(^|/)(readme|license|notice|measurement|config|generation_config|tokenizer[^/]*"
@@ -187,6 +188,10 @@ def is_variant_file(name: str) -> bool:
     """A file that is (part of) a quant, not metadata next to it."""
     m = _MODEL_FILE.search(name)
     if not m or _NOT_A_VARIANT.search(name):
+        return False
+    base = _basename(name)
+    # llama.cpp's importance matrix in GGUF form (`x.imatrix.gguf`): data for quantizing, no model
+    if _IMATRIX_WORD.search(base) and not _GGUF_TYPE.search(base):
         return False
     # a .bin is a GGML quant only when its name says so; pytorch_model.bin is not one
     return (

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 
 from quantpick.card import values as cv
+from quantpick.card.annotate import attach, card_mentions
 from quantpick.card.columns import wants_table
 from quantpick.card.links import block_links, branch_and_file_variants, repo_variants
 from quantpick.card.markdown import Block, parse_document, parse_inline
 from quantpick.card.mentions import bare_label, file_mentions, label_mentions, same_quant
-from quantpick.card.names import describe
 from quantpick.card.single import base_models, labels_repo, single_quant, with_prose_parameters
 from quantpick.card.tables import CardContext, table_variants
 from quantpick.records import CacheMode, Format, ModelCard, Variant
@@ -99,7 +99,8 @@ def _parse(text: str, repo: str | None) -> ModelCard:
             variants = file_mentions(doc.blocks, doc.code) or label_mentions(doc.blocks)
     variants = _dedupe(variants)
     variants = _apply_derived(variants, facts)
-    variants = _prose_recommendations(variants, doc.blocks)
+    mentions = card_mentions(doc.blocks, doc.code, repo)
+    variants = attach(variants, mentions, repo)
     variants = _joined_parts(variants, doc.blocks)
     warnings = () if variants else ("no variant table or variant links found in the card",)
     return ModelCard(
@@ -109,6 +110,7 @@ def _parse(text: str, repo: str | None) -> ModelCard:
         vram_context_tokens=facts.vram_context or _shared_context(variants),
         vram_cache_mode=facts.cache_mode,
         vram_note=facts.note,
+        mentions=mentions,
         warnings=warnings,
     )
 
@@ -210,35 +212,6 @@ def _apply_derived(variants: list[Variant], facts: _ProseFacts) -> list[Variant]
             v = v.model_copy(update={"vram_derived_bytes": derived})
         out.append(v)
     return out
-
-
-def _variant_keys(v: Variant) -> set[str]:
-    info = describe(v.name)
-    keys = {v.name, v.quant_method or "", info.quant_method or "", info.split_group}
-    keys |= {re.sub(r"\.(gguf|bin)$", "", k, flags=re.IGNORECASE) for k in keys}
-    return {k.lower() for k in keys if k}
-
-
-def _prose_recommendations(variants: list[Variant], blocks: list[Block]) -> list[Variant]:
-    """'I would recommend the `IQ3_XS` version': the first variant named after the word counts."""
-    sentences = _sentences(blocks, re.compile("recommend", re.IGNORECASE))
-    if not variants or not sentences:
-        return variants
-    keys = [_variant_keys(v) for v in variants]
-    picked: set[int] = set()
-    for sentence in sentences:
-        for end in cv.recommendation_spans(sentence):
-            tail = re.split(r"\b(?:over|instead of|rather than)\b", sentence[end:], maxsplit=1)[0]
-            for token in re.findall(r"[\w][\w.\-+]*", tail):
-                token = token.rstrip(".").lower()
-                hit = next((i for i, k in enumerate(keys) if token in k), None)
-                if hit is not None:
-                    picked.add(hit)
-                    break
-    return [
-        v.model_copy(update={"recommended_by_card": True}) if i in picked else v
-        for i, v in enumerate(variants)
-    ]
 
 
 def _joined_parts(variants: list[Variant], blocks: list[Block]) -> list[Variant]:

@@ -29,6 +29,7 @@ _SOURCE_TAG = {
     Source.NAME: "name",
     Source.ESTIMATE: "est",
     Source.CONFIG: "config",
+    Source.HEADER: "header",
 }
 
 
@@ -164,6 +165,16 @@ def list_columns(result: ListResult) -> list[tables.Column]:
             60,
         )
     )
+    if any(v.weights_source is Source.HEADER for v in vs):
+        # the tensors' bytes from the files' headers: useful, but the first to go at 80 columns
+        cols.append(
+            _sourced_column(
+                "weights",
+                [gb(v.weights_bytes) if v.weights_bytes is not None else "-" for v in vs],
+                [None if v.weights_bytes is None else _tag(v.weights_source) for v in vs],
+                10,
+            )
+        )
     for key in _card_columns(vs):
         cols.append(
             tables.Column(
@@ -266,6 +277,7 @@ _TAG_MEANING = {
     "name": "(name) = what the name says",
     "est": "(est) = quantpick's estimate",
     "config": "(config) = from config.json",
+    "header": "(header) = the tensors' bytes in the files' own headers",
 }
 
 

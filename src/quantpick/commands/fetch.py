@@ -122,7 +122,8 @@ def _online(
     from quantpick.hub.inventory import from_hub
 
     hub = hub_args.connect(needs_network=True)
-    inv = from_hub(hub, repo, None, config)
+    # a fetch reads no header unless it sizes variants: nothing moves before the disk check
+    inv = from_hub(hub, repo, None, config, safetensors_headers=budget_args is not None)
     choice = _revision_as_branch(inv, choice, opts)
     variant, rec = choose_variant(inv, choice, budget_args)
     _check_revision(inv, variant, opts.revision, out)

@@ -20,6 +20,7 @@ from quantpick.records import (
     Provenance,
     Record,
     Runtime,
+    Source,
     Variant,
     VariantKind,
 )
@@ -35,6 +36,8 @@ class EstimateOut(Record):
     vram_bytes: int | None
     provenance: Provenance | None
     breakdown: Breakdown | None
+    # where the breakdown's weights came from: header (exact tensor bytes), hub, card, estimate
+    weights_source: Source | None = None
     fits: bool
     margin_bytes: int | None
     max_context_tokens: int | None
@@ -224,6 +227,7 @@ def listed(
             vram_bytes=e.vram_bytes if e else None,
             provenance=e.provenance if e else None,
             breakdown=e.breakdown if e else None,
+            weights_source=e.weights_source if e else None,
             fits=cand.fits,
             margin_bytes=cand.margin_bytes,
             max_context_tokens=cand.max_context_tokens,

@@ -115,7 +115,8 @@ def _load(hub: Hub, repo: str) -> Inventory | str:
     from quantpick.hub.inventory import from_hub, require_variants
 
     try:
-        inv = from_hub(hub, repo)
+        # per-repo requests stay bounded: sizes from the Hub's listing, no safetensors headers
+        inv = from_hub(hub, repo, safetensors_headers=False)
         require_variants(inv)
     except QuantpickError as err:
         return err.message

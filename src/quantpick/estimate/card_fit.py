@@ -160,7 +160,7 @@ def card_breakdown(
     if shape is None:
         return None
     kv = kv_cache_bytes(shape, context_tokens, cache_mode, runtime)
-    buffers = runtime_buffers_bytes(shape, context_tokens, runtime, kv)
+    buffers = runtime_buffers_bytes(shape, context_tokens, runtime, kv, cache_mode=cache_mode)
     context = cuda_context_bytes(runtime)
     return Breakdown(
         weights_bytes=max(total - kv - buffers - context, 0),

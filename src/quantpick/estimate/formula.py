@@ -135,6 +135,8 @@ def kv_cache_bytes(
     per_token_per_layer = kv_bytes_per_token_per_layer(shape, cache_mode)
     # exllamav2/v3 allocate every layer's cache at max_seq_len whatever the attention window
     window = None if runtime in _EXL else shape.sliding_window_tokens
+    if runtime is Runtime.EXLLAMAV3:
+        context_tokens = exllamav3.cache_tokens(context_tokens)
     total = sum(windowed_tokens(shape, context_tokens, window)) * per_token_per_layer
     if runtime in _EXL:
         total += _EXL[runtime].quantized_cache_extra_bytes(shape, context_tokens, cache_mode)
@@ -154,8 +156,10 @@ def runtime_buffers_bytes(
     flash_attn: bool | None = None,
 ) -> int:
     """Activations, logits, scratch and allocator slack beyond weights and KV cache."""
-    if runtime in _EXL:
-        return int(_EXL[runtime].buffers_bytes(shape, context_tokens))
+    if runtime is Runtime.EXLLAMAV3:
+        return exllamav3.buffers_bytes(shape, context_tokens, cache_mode)
+    if runtime is Runtime.EXLLAMAV2:
+        return int(exllamav2.buffers_bytes(shape, context_tokens))
     if runtime is Runtime.LLAMACPP:
         fa = llamacpp.DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
         return llamacpp.compute_buffer_bytes(
@@ -168,7 +172,11 @@ def runtime_buffers_bytes(
 
 def cuda_context_bytes(runtime: Runtime) -> int:
     """What each GPU pays before any buffer: the CUDA context (+ cuBLAS for llama.cpp)."""
-    return LLAMACPP_CUDA_CONTEXT_BYTES if runtime is Runtime.LLAMACPP else TORCH_CUDA_CONTEXT_BYTES
+    if runtime is Runtime.LLAMACPP:
+        return LLAMACPP_CUDA_CONTEXT_BYTES
+    if runtime is Runtime.EXLLAMAV3:
+        return exllamav3.CUDA_CONTEXT_BYTES
+    return TORCH_CUDA_CONTEXT_BYTES
 
 
 def context_dependent_bytes(
@@ -201,6 +209,10 @@ def _bits_weights_bytes(variant: Variant, shape: ModelShape, runtime: Runtime) -
     bits, _ = weight_bits(variant)
     linear = shape.num_layers * layer_linear_parameters(shape)
     embed, head = embedding_parameters(shape), head_parameters(shape)
+    if variant.format is Format.EXL3:
+        # exllamav3's converter always writes a quantized lm_head, tied source or not
+        # (conversion/quant_config.py update_config)
+        head = shape.vocab_size * shape.hidden_size
     if variant.format in (Format.GGUF, Format.GGML):
         bpw = gguf_bits_per_weight(variant.quant_method) or bits
         return None if bpw is None else round(parameter_count(shape) * bpw / 8)
@@ -224,13 +236,16 @@ def _bits_weights_bytes(variant: Variant, shape: ModelShape, runtime: Runtime) -
 def weights_bytes(
     variant: Variant, shape: ModelShape | None, runtime: Runtime
 ) -> tuple[int, Source] | None:
-    """Weights on the GPU: the Hub's real file sizes, else the card's, else bits x parameters."""
-    if variant.size_bytes is not None:
-        size = variant.size_bytes
+    """Weights on the GPU: the tensors' bytes from the file headers, else the Hub's real file
+    sizes (which also count tokenizer and other files), else the card's, else bits x parameters."""
+    exact = variant.weights_bytes if variant.weights_source is Source.HEADER else None
+    if exact is not None or variant.size_bytes is not None:
+        size = exact if exact is not None else variant.size_bytes or 0
         if runtime in _EXL and not _EXL[runtime].EMBEDDINGS_ON_GPU and shape is not None:
             # exllamav2 keeps the embedding table in system RAM
             size -= embedding_parameters(shape) * FP16_BYTES
-        return max(size, 0), variant.size_source or Source.CARD
+        source = Source.HEADER if exact is not None else variant.size_source or Source.CARD
+        return max(size, 0), source
     if shape is None:
         return None
     estimated = _bits_weights_bytes(variant, shape, runtime)

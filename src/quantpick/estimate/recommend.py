@@ -22,6 +22,7 @@ from quantpick.estimate.vram import (
     gguf_bits_per_weight,
     gguf_quant,
     llamacpp_footprint,
+    placed_max_context_tokens,
 )
 from quantpick.estimate.vram import max_context_tokens as vram_max_context
 from quantpick.records import (
@@ -192,6 +193,12 @@ def _llamacpp_candidate(
     budgets = [v - budget.reserve_bytes for v in budget.gpu_vram_bytes]
     placed = llamacpp.place(full, shape, gguf_quant(variant), budget.context_tokens, budgets)
     usable = sum(budgets)
+    if placed is not None and (len(budgets) > 1 or not placed.complete):
+        # per GPU, whole layers: the longest context at which this many layers still fit
+        max_context = placed_max_context_tokens(
+            variant, shape, budgets, sum(placed.layers_per_gpu), budget.cache_mode,
+            budget.flash_attn,
+        )  # fmt: skip
     if placed is None or not placed.complete:
         # not even the output layer, or not every layer: the single-GPU total is the need
         margin = usable - estimate.vram_bytes
@@ -257,6 +264,16 @@ def _describe_partial(
     )
 
 
+def _card_says(variant: Variant) -> str:
+    """The card's own recommendation, where it made one: ranks last, so it is said, not hidden."""
+    if not variant.recommended_by_card:
+        return ""
+    said = next((m for m in variant.mentions if m.recommended), None)
+    if said is None:
+        return "; recommended by the card (its table)"
+    return f'; recommended by the card ({said.place}, line {said.line}: "{said.text}")'
+
+
 def _describe(variant: Variant, estimate: Estimate, margin: int, usable: int) -> str:
     need = (
         f"{variant.name} needs {format_gib(estimate.vram_bytes)} at "
@@ -294,7 +311,7 @@ def recommend(
         assert pick_index is not None
         better = [c for c in candidates[:pick_index] if c.estimate is not None]
         runner_up = better[-1] if better else None
-        reasons.append(f"pick {pick.reason}")
+        reasons.append(f"pick {pick.reason}{_card_says(pick.variant)}")
         reasons.extend(
             f"partial would buy {c.reason}" if c.partial else f"not {c.reason}" for c in better
         )

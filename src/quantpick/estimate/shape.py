@@ -36,6 +36,9 @@ _FAMILY_DEFAULTS: Final[Mapping[str, Mapping[str, object]]] = {
 }
 # families whose MLP is up -> act -> down (two matrices) rather than gated (three)
 _UNGATED_MLP: Final = frozenset({"falcon", "phi", "gpt2", "gpt_neox", "gpt_bigcode", "starcoder2"})
+# families whose intermediate_size counts both gated matrices: Qwen(1)'s modeling_qwen.py builds
+# w1, w2 and c_proj at intermediate_size // 2
+_HALVED_INTERMEDIATE: Final = frozenset({"qwen"})
 # families that tie the output head to the embedding unless the config says otherwise
 _TIED_BY_DEFAULT: Final = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text", "falcon"})
 
@@ -163,6 +166,8 @@ def shape_from_config(config: Mapping[str, object]) -> ModelShape:
     if intermediate is None:
         # Falcon and GPT-style configs leave the MLP width implicit: four times the hidden size
         intermediate = 4 * hidden
+    elif family in _HALVED_INTERMEDIATE:
+        intermediate //= 2
     experts = _int(merged, _EXPERTS) or 1
     layer_types = _layer_types(merged, family, layers)
     tie = merged.get("tie_word_embeddings")

@@ -12,6 +12,7 @@ VRAM figures are binary (GiB); card file sizes are SI bytes already converted by
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from quantpick.card import names
@@ -93,6 +94,7 @@ __all__ = [
     "kv_cache_bytes",
     "llamacpp_footprint",
     "max_context_tokens",
+    "placed_max_context_tokens",
     "runtime_buffers_bytes",
     "weight_bits",
     "weights_bytes",
@@ -196,7 +198,7 @@ def _from_formula(
             variant, shape, context_tokens, cache_mode, weights, warnings, flash_attn is not False
         )
     kv = kv_cache_bytes(shape, context_tokens, cache_mode, runtime)
-    buffers = runtime_buffers_bytes(shape, context_tokens, runtime, kv)
+    buffers = runtime_buffers_bytes(shape, context_tokens, runtime, kv, cache_mode=cache_mode)
     context = cuda_context_bytes(runtime)
     needed = weights_size + kv + buffers + context
     total = gross_up(runtime, needed)
@@ -312,6 +314,32 @@ def max_context_tokens(
         return estimate.vram_bytes <= budget_bytes
 
     limit = (shape.max_context_tokens if shape else None) or MAX_CONTEXT_SEARCH_TOKENS
+    return _longest(fits, limit)
+
+
+def placed_max_context_tokens(
+    variant: Variant,
+    shape: ModelShape,
+    gpu_budgets_bytes: Sequence[int],
+    min_layers: int,
+    cache_mode: CacheMode = CacheMode.FP16,
+    flash_attn: bool | None = None,
+) -> int:
+    """llama.cpp: the longest context at which at least ``min_layers`` repeating layers still fit,
+    whole layers per GPU, each GPU paying its own overhead (llamacpp.place) - not a pooled sum."""
+
+    def fits(tokens: int) -> bool:
+        full = llamacpp_footprint(variant, shape, tokens, cache_mode, flash_attn)
+        if full is None:
+            return False
+        placed = llamacpp.place(full, shape, gguf_quant(variant), tokens, gpu_budgets_bytes)
+        return placed is not None and sum(placed.layers_per_gpu) >= min_layers
+
+    return _longest(fits, shape.max_context_tokens or MAX_CONTEXT_SEARCH_TOKENS)
+
+
+def _longest(fits: Callable[[int], bool], limit: int) -> int:
+    """Bisection for the largest token count in 1..limit that fits; 0 when 1 does not."""
     if not fits(1):
         return 0
     if fits(limit):

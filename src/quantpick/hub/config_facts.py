@@ -17,20 +17,25 @@ PARALLEL = 8
 MAX_BRANCHES = 48
 
 
+def own_branches(variants: tuple[Variant, ...], holding: set[str]) -> list[str]:
+    """This repo's branch variants the Hub holds, among the branches `holding` names, bounded."""
+    return [
+        v.name
+        for v in variants
+        if v.kind is VariantKind.BRANCH
+        and v.repo is None
+        and v.hub_status in (HubStatus.PRESENT, HubStatus.HUB_ONLY)
+        and v.name in holding
+    ][:MAX_BRANCHES]
+
+
 def config_facts(
     hub: Hub, listing: RepoListing, variants: tuple[Variant, ...]
 ) -> tuple[Variant, ...]:
     with_config = {
         b.name for b in listing.branches if any(f.path == "config.json" for f in b.files)
     }
-    names = [
-        v.name
-        for v in variants
-        if v.kind is VariantKind.BRANCH
-        and v.repo is None
-        and v.hub_status in (HubStatus.PRESENT, HubStatus.HUB_ONLY)
-        and v.name in with_config
-    ][:MAX_BRANCHES]
+    names = own_branches(variants, with_config)
     if not names:
         return variants
 

@@ -15,6 +15,7 @@ from quantpick.estimate.shape import shape_from_config
 from quantpick.hub.config_facts import config_facts
 from quantpick.hub.gguf_facts import gguf_facts
 from quantpick.hub.reconcile import branch_is_variant, reconcile
+from quantpick.hub.safetensors_facts import safetensors_facts
 from quantpick.records import (
     HubStatus,
     ModelCard,
@@ -114,8 +115,15 @@ def from_card_file(path: Path, config: Path | None = None, repo: str | None = No
 
 
 def from_hub(
-    hub: Hub, repo: str, revision: str | None = None, config: Path | None = None
+    hub: Hub,
+    repo: str,
+    revision: str | None = None,
+    config: Path | None = None,
+    *,
+    safetensors_headers: bool = True,
 ) -> Inventory:
+    """`safetensors_headers=False` (search's many repos, a fetch that sizes nothing) skips the
+    branches' safetensors headers: they refine a listing's facts and estimates, nothing else."""
     # the listing first: an API call that fails fast when the Hub is unreachable, where the card's
     # download would sit through huggingface_hub's own retries
     listing = hub.listing(repo)
@@ -132,6 +140,8 @@ def from_hub(
     else:
         shape, origin = _shape_from_hub(hub, card, listing, variants)
     variants = config_facts(hub, listing, variants)
+    if safetensors_headers:
+        variants = safetensors_facts(hub, listing, variants)
     variants, header_shape, header_origin = gguf_facts(hub, listing, variants)
     if shape is None and header_shape is not None:
         shape, origin = header_shape, header_origin
@@ -165,7 +175,8 @@ def _shape_from_hub(
     """config.json from a variant's branch, else from main, else from the base model."""
     candidates: list[tuple[str, str]] = []
     for v in variants:
-        if v.kind is VariantKind.BRANCH and v.hub_status is HubStatus.PRESENT:
+        # a branch the card does not list still holds the same model's config.json
+        if v.kind is VariantKind.BRANCH and v.hub_status in (HubStatus.PRESENT, HubStatus.HUB_ONLY):
             candidates.append((listing.repo, v.name))
             break
     for b in listing.branches:

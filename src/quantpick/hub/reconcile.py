@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from quantpick.card.annotate import attach
 from quantpick.card.names import variants_from_names
 from quantpick.hub.matching import near_files
 from quantpick.records import (
@@ -28,6 +29,7 @@ from quantpick.units import format_si_size
 _NON_WEIGHT_NAMES = frozenset(
     {"measurement.json", "readme.md", ".gitattributes", "license", "license.txt", "license.md"}
 )
+_NOT_IN_CARD = "on the Hub but not in the card"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ggml")
 
 
@@ -84,7 +86,28 @@ def reconcile(card: ModelCard, listing: RepoListing) -> tuple[Variant, ...]:
     out.extend(_hub_only_branches(listing, claimed_branches, card))
     if main is not None:
         out.extend(_hub_only_files(main, claimed_files, card))
-    return tuple(out)
+    # a mention the card's own rows already hold stays with them, even one missing on the Hub:
+    # the card meant that row, not the nearest file the Hub happens to have
+    held = {m for v in out for m in v.mentions}
+    loose = [m for m in card.mentions if m not in held]
+    return tuple(_named_outside_tables(attach(out, loose, listing.repo)))
+
+
+def _named_outside_tables(variants: list[Variant]) -> list[Variant]:
+    """A Hub variant the card names only outside its tables (its figures from its name)."""
+    out = []
+    for v in variants:
+        if v.hub_status is HubStatus.HUB_ONLY and v.mentions:
+            places = ", ".join(sorted({m.place.value for m in v.mentions}))
+            kept = tuple(w for w in v.warnings if not w.startswith(_NOT_IN_CARD))
+            v = v.model_copy(
+                update={
+                    "hub_status": HubStatus.PRESENT,
+                    "warnings": (*kept, f"the card names it only outside its tables ({places})"),
+                }
+            )
+        out.append(v)
+    return out
 
 
 def _check_branch(v: Variant, branch: BranchListing | None) -> Variant:
@@ -170,7 +193,7 @@ def _hub_only_branches(listing: RepoListing, claimed: set[str], card: ModelCard)
                 "hub_status": HubStatus.HUB_ONLY,
                 "size_bytes": sizes[v.name],
                 "size_source": Source.HUB,
-                "warnings": (*v.warnings, "on the Hub but not in the card: figures from its name"),
+                "warnings": (*v.warnings, f"{_NOT_IN_CARD}: figures from its name"),
             }
         )
         for v in variants_from_names(names, VariantKind.BRANCH)
@@ -200,7 +223,7 @@ def _hub_only_files(main: BranchListing, claimed: set[str], card: ModelCard) -> 
                     "hub_status": HubStatus.HUB_ONLY,
                     "size_bytes": sum(sizes.get(p, 0) for p in paths),
                     "size_source": Source.HUB,
-                    "warnings": (*v.warnings, "on the Hub but not in the card"),
+                    "warnings": (*v.warnings, _NOT_IN_CARD),
                 }
             )
         )

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantpick.testing.gguf_files import GgufModel, gguf_bytes
+from quantpick.testing.safetensors_files import SafetensorsModel, header_bytes
 from quantpick.testing.store import DEFAULT_BRANCH, REFS_FILE, SETTINGS_FILE
 
 # bytes: the content; str: text, UTF-8; int: a sparse file of that size (cheap even at many GiB);
-# GgufModel: a real GGUF file with that header (testing/gguf_files.py)
-Content = bytes | str | int | GgufModel
+# GgufModel: a real GGUF file with that header (testing/gguf_files.py); SafetensorsModel: a real
+# safetensors header, its data a sparse hole (testing/safetensors_files.py)
+Content = bytes | str | int | GgufModel | SafetensorsModel
 _SAFE_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -103,6 +105,10 @@ def write_file(branch_dir: Path, rel: str, content: Content) -> Path:
         target.write_text(content, encoding="utf-8")
     elif isinstance(content, GgufModel):
         target.write_bytes(gguf_bytes(content))
+    elif isinstance(content, SafetensorsModel):
+        with target.open("wb") as f:
+            f.write(header_bytes(content))
+            f.truncate(f.tell() + content.data_bytes)
     else:
         target.write_bytes(content)
     return target

@@ -1,6 +1,7 @@
 """exllamav2 (legacy: archived upstream; text-generation-webui and LocalAI dropped it). Pure.
 
-Source: exllamav2 0.3.x config.py / mlp.py / attn.py scratch sizes and cache.py.
+Source: exllamav2 0.3.2 config.py / linear.py / mlp.py / attn.py / model.py scratch sizes and
+cache.py.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from quantpick.records import CacheMode, ModelShape
 
 # ExLlamaV2Config.max_input_len: prefill runs in chunks of this many tokens
 CHUNK_TOKENS: Final = 2048
+# ExLlamaV2Config.max_dq_size: at most this many elements of a matrix are dequantized at once
+MAX_DQ_ELEMENTS: Final = 512 * 1024**2
 # exl2 converter's default head (lm_head) precision when the name does not say (convert.py -hb 6)
 EXL2_DEFAULT_HEAD_BITS: Final = 6.0
 # an exl2 "bpw" is the optimizer's target, met per layer from discrete options; where only the bits
@@ -31,14 +34,22 @@ def quantized_cache_extra_bytes(shape: ModelShape, context_tokens: int, mode: Ca
     return context_tokens * shape.num_kv_heads * shape.head_dim * 2 * FP16_BYTES
 
 
+def _dq_bytes(in_features: int, out_features: int) -> int:
+    """ExLlamaV2Linear.temp_dq_size: an fp16 copy of the matrix, at most max_dq_size elements."""
+    return FP16_BYTES * min(in_features * out_features, MAX_DQ_ELEMENTS)
+
+
 def buffers_bytes(shape: ModelShape, context_tokens: int, chunk_tokens: int = CHUNK_TOKENS) -> int:
     chunk = min(context_tokens, chunk_tokens)
+    h, f = shape.hidden_size, shape.intermediate_size
+    q_dim = shape.num_attention_heads * shape.head_dim
+    kv_dim = shape.num_kv_heads * shape.head_dim
     logits = shape.vocab_size * chunk * FP32_BYTES
-    # one scratch area shared by all modules, sized for the largest: the MLP's
-    # temp_state/temp_a/temp_b plus the fp16 dequantization buffer for its largest matrix
-    mlp = chunk * (2 * shape.hidden_size + 2 * shape.intermediate_size) * FP16_BYTES
-    dequant = shape.hidden_size * shape.intermediate_size * FP16_BYTES
-    attention = (
-        chunk * (shape.num_attention_heads + 2 * shape.num_kv_heads) * shape.head_dim * FP16_BYTES
-    )
-    return logits + max(mlp, attention) + dequant
+    # one scratch area shared by all modules (ExLlamaV2DeviceContext), sized for the largest
+    # scratch_space_fixed(): the MLP's temp_state + temp_a + temp_b + its largest dequantized
+    # matrix; attention's temp_state + its largest; the lm_head's dequantized matrix, which for a
+    # large vocabulary (hidden x vocab) is the largest of all
+    mlp = chunk * (h + 2 * max(h, f)) * FP16_BYTES + _dq_bytes(h, f)
+    attention = chunk * max(q_dim, h) * FP16_BYTES + max(_dq_bytes(h, q_dim), _dq_bytes(h, kv_dim))
+    head = _dq_bytes(h, shape.vocab_size)
+    return logits + max(mlp, attention, head)

@@ -261,6 +261,31 @@ class Placement(Record):
         return sum(self.layers_per_gpu) == self.total_layers
 
 
+def use_more_bits(i: int, n: int) -> bool:
+    """llama-quant.cpp use_more_bits: the first and last eighth, and every third layer between."""
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+# llama-quant.cpp: in these file types attn_v and ffn_down (experts too) of the use_more_bits
+# layers are one type up: (the layer's type, the one they get)
+_MORE_BITS: Final = {"Q4_K_M": ("Q4_K", "Q6_K"), "Q5_K_M": ("Q5_K", "Q6_K")}
+
+
+def layer_weight_bytes(shape: ModelShape, quant_method: str | None, total: int) -> list[float]:
+    """Each repeating layer's share of ``total``: even, except that _M files give their
+    use_more_bits layers heavier attn_v and ffn_down."""
+    layers = shape.num_layers
+    pair = _MORE_BITS.get(_base(quant_method))
+    if pair is None:
+        return [total / layers] * layers
+    kv_dim = shape.num_kv_heads * shape.head_dim
+    down = shape.intermediate_size * shape.hidden_size * shape.num_experts
+    extra = (shape.hidden_size * kv_dim + down) * (_TYPE_BPW[pair[1]] - _TYPE_BPW[pair[0]]) / 8
+    heavy = [use_more_bits(i, layers) for i in range(layers)]
+    base = (total - extra * sum(heavy)) / layers
+    return [base + (extra if h else 0.0) for h in heavy]
+
+
 def place(
     full: Footprint,
     shape: ModelShape,
@@ -268,36 +293,44 @@ def place(
     context_tokens: int,
     gpu_budgets_bytes: Sequence[int],
 ) -> Placement | None:
-    """Fill the GPUs in order with whole layers, each GPU paying its own context, cuBLAS, pool and
-    compute buffer, the last one the output layer too (llama_model::load_tensors: the output goes
-    with the last device). None when not even the output layer fits."""
+    """Whole layers on the GPUs, each GPU paying its own context, cuBLAS, pool and compute
+    buffer, the last one the output layer too (llama_model::load_tensors: the output goes with the
+    last device). The GPUs hold the *last* layers (il >= n_layer + 1 - ngl), in order; the rest
+    stay on the CPU. None when not even the output layer fits."""
     layers = shape.num_layers
     head = min(head_bytes(shape, quant_method), full.weights_bytes)
-    per_layer_weights = (full.weights_bytes - head) / layers
     per_layer_kv = full.kv_cache_bytes / layers
-    per_layer = per_layer_weights + per_layer_kv
+    weights = layer_weight_bytes(shape, quant_method, full.weights_bytes - head)
+    sizes = [w + per_layer_kv for w in weights]
     overhead = full.compute_buffer_bytes + full.pool_bytes + full.fixed_bytes
     if sum(gpu_budgets_bytes) < full.total_bytes + overhead * (len(gpu_budgets_bytes) - 1):
         overhead += partial_extra_bytes(full)
-    counts: list[int] = []
-    remaining = layers
-    for i, budget in enumerate(gpu_budgets_bytes):
-        last = i == len(gpu_budgets_bytes) - 1
-        room = budget - overhead - (head if last else 0)
-        take = 0 if room <= 0 else min(remaining, int(room // per_layer))
-        counts.append(take)
-        remaining -= take
-    if gpu_budgets_bytes and gpu_budgets_bytes[-1] - overhead - head < 0:
+    if not gpu_budgets_bytes or gpu_budgets_bytes[-1] - overhead - head < 0:
         return None
-    per_gpu = tuple(
-        round(n * per_layer + overhead + (head if i == len(counts) - 1 else 0))
-        for i, n in enumerate(counts)
-    )
-    on_cpu = layers - sum(counts)
-    host = full.host_bytes + round(on_cpu * per_layer)
+
+    def assign(n: int) -> list[int] | None:
+        """Layers layers-n .. layers-1 to the GPUs in order, each taking what fits."""
+        counts, idx = [], layers - n
+        for i, budget in enumerate(gpu_budgets_bytes):
+            room: float = budget - overhead - (head if i == len(gpu_budgets_bytes) - 1 else 0)
+            take = 0
+            while idx < layers and room >= sizes[idx]:
+                room -= sizes[idx]
+                idx, take = idx + 1, take + 1
+            counts.append(take)
+        return counts if idx == layers else None
+
+    counts = next(c for c in (assign(n) for n in range(layers, -1, -1)) if c is not None)
+    per_gpu, start = [], layers - sum(counts)
+    for i, n in enumerate(counts):
+        last = i == len(counts) - 1
+        per_gpu.append(round(sum(sizes[start : start + n]) + overhead + (head if last else 0)))
+        start += n
+    host = full.host_bytes + round(sum(sizes[: layers - sum(counts)]))
     return Placement(
-        layers_per_gpu=tuple(counts), per_gpu_bytes=per_gpu, host_bytes=host, total_layers=layers
-    )
+        layers_per_gpu=tuple(counts), per_gpu_bytes=tuple(per_gpu), host_bytes=host,
+        total_layers=layers,
+    )  # fmt: skip
 
 
 def partial_extra_bytes(full: Footprint) -> int:
