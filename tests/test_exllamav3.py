@@ -17,7 +17,8 @@ from quantpick.records import GIB, CacheMode, Format, Runtime, Source, Variant, 
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
-EXL3_CARD = Path(__file__).parent / "fixtures" / "cards" / "html_table_exl3.md"
+CARDS = Path(__file__).parent / "fixtures" / "cards"
+EXL3_CARD = CARDS / "html_table_exl3.md"
 MIB = 1 << 20
 
 
@@ -136,3 +137,19 @@ def test_cli_tabbyapi_runs_exl3_on_exllamav3() -> None:
     estimates = [v["estimate"] for v in json.loads(r.stdout)["variants"] if v["estimate"]]
     assert len(estimates) == 3
     assert {e["runtime"] for e in estimates} == {"exllamav3"}
+
+
+def test_cli_tabbyapi_runs_exl2_on_its_exllamav2_backend_and_refuses_gguf() -> None:
+    exl2 = run_qp(
+        "list", "--card", CARDS / "exl2_vram_columns.md", "--config", CONFIGS / "llama-3-8b.json",
+        "--vram", "24", "--ctx", "16k", "--runtime", "tabbyapi", "--json",
+    )  # fmt: skip
+    assert exl2.returncode == 0, exl2.stderr
+    variants = json.loads(exl2.stdout)["variants"]
+    assert {v["estimate"]["runtime"] for v in variants if v["estimate"]} == {"exllamav2"}
+    gguf = run_qp(
+        "pick", "--card", CARDS / "gguf_files.md", "--config", CONFIGS / "llama-3-8b.json",
+        "--vram", "24", "--ctx", "16k", "--runtime", "tabbyapi",
+    )  # fmt: skip
+    assert gguf.returncode != 0
+    assert "tabbyapi cannot load gguf weights" in gguf.stderr

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import pytest
 from gguf import GGUFReader
 
-from qp import run_qp
+from qp import list_json
 from quantpick.hub.gguf_header import FIRST_BYTES, HeaderError, read_header, shape_from_header
 from quantpick.records import Source
 from quantpick.testing.builder import make_repo
@@ -75,18 +74,6 @@ def test_not_a_gguf_file_is_refused() -> None:
         read_header("x.gguf", 4096, lambda s, e: b"\0" * (e - s + 1))
 
 
-def _list(server: HubServer, tmp_path: Path, repo: str) -> dict[str, object]:
-    r = run_qp(
-        "list",
-        repo,
-        "--json",
-        env={"HF_ENDPOINT": server.endpoint, "HF_HOME": str(tmp_path / "hf")},
-    )
-    assert r.returncode == 0, r.stderr
-    doc: dict[str, object] = json.loads(r.stdout)
-    return doc
-
-
 @pytest.mark.parametrize("xet", [True, False], ids=["xet", "plain-lfs"])
 def test_gguf_repo_without_config_gets_its_shape_from_headers(tmp_path: Path, xet: bool) -> None:
     model = GgufModel(layers=3, hidden=128, heads=8, kv_heads=2, vocab=300, context=8192)
@@ -100,7 +87,7 @@ def test_gguf_repo_without_config_gets_its_shape_from_headers(tmp_path: Path, xe
         xet=xet,
     )
     with HubServer(tmp_path / "hub") as hub:
-        doc = _list(hub, tmp_path, "o/m-GGUF")
+        doc = list_json(hub, tmp_path, "o/m-GGUF")
         ranged = hub.requests.filter(path="*.gguf")
         assert ranged
         # headers only: every read is ranged, nothing fetched whole
@@ -123,7 +110,7 @@ def test_a_25_file_repo_costs_one_range_per_file_and_nothing_the_second_time(
     files = {f"m-part{i:02d}-Q8_0.gguf": GgufModel(vocab=64 + i) for i in range(25)}
     make_repo(tmp_path / "hub", "o/many-GGUF", {"main": files}, readme="# m\n")
     with HubServer(tmp_path / "hub") as hub:
-        doc = _list(hub, tmp_path, "o/many-GGUF")
+        doc = list_json(hub, tmp_path, "o/many-GGUF")
         gets = [r for r in hub.requests.filter(path="*.gguf") if r.range is not None]
         # one ranged GET per file: the Hub's redirect, then the CDN's 206
         assert len([r for r in gets if r.status == 302]) == 25
@@ -132,5 +119,5 @@ def test_a_25_file_repo_costs_one_range_per_file_and_nothing_the_second_time(
         assert sum(r.bytes_sent for r in served) <= 25 * FIRST_BYTES
         assert all(v["weights_source"] == "header" for v in doc["variants"])  # type: ignore[attr-defined]
         hub.requests.clear()
-        _list(hub, tmp_path, "o/many-GGUF")
+        list_json(hub, tmp_path, "o/many-GGUF")
         assert not hub.requests.filter(path="*.gguf")

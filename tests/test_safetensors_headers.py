@@ -84,6 +84,9 @@ def test_sharded_single_variant_repo(qhub: HubServer, tmp_path: Path, xet: bool)
     again = list_json(qhub, tmp_path, "o/m-GPTQ-4bit")
     assert again["variants"][0]["safetensors"] == facts
     assert not [r for r in qhub.requests if "safetensors" in r.path]
+    # offline, from the last look-up: the same facts, from the cache
+    offline = list_json(qhub, tmp_path, "o/m-GPTQ-4bit", "--offline")
+    assert offline["variants"][0]["safetensors"] == facts
 
 
 def test_branch_variants_read_their_own_branch(qhub: HubServer, tmp_path: Path) -> None:

@@ -120,9 +120,9 @@ def test_cache_mode_rejected() -> None:
         ("llamacpp", Runtime.LLAMACPP),
         ("vLLM", Runtime.VLLM),
         ("exllamav3", Runtime.EXLLAMAV3),
-        # TabbyAPI's live backend is exllamav3 (its exllamav2 backend is legacy)
-        ("tabbyapi", Runtime.EXLLAMAV3),
-        ("TabbyAPI", Runtime.EXLLAMAV3),
+        # a serving stack: the engine is chosen per format (estimate.vram.serving_runtime)
+        ("tabbyapi", Runtime.TABBYAPI),
+        ("TabbyAPI", Runtime.TABBYAPI),
     ],
 )
 def test_runtimes(text: str, expected: Runtime) -> None:

@@ -63,6 +63,8 @@ class Runtime(StrEnum):
     TRANSFORMERS = "transformers"
     LLAMACPP = "llama.cpp"
     VLLM = "vllm"
+    # a serving stack, not an engine: exl3 on exllamav3, exl2 on its legacy exllamav2 backend
+    TABBYAPI = "tabbyapi"
 
 
 class HubStatus(StrEnum):

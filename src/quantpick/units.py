@@ -46,7 +46,7 @@ _RUNTIME_ALIASES: Final = {
     "exl2": Runtime.EXLLAMAV2,
     "exllamav3": Runtime.EXLLAMAV3,
     "exl3": Runtime.EXLLAMAV3,
-    "tabbyapi": Runtime.EXLLAMAV3,  # TabbyAPI's live backend (its exllamav2 one is legacy)
+    "tabbyapi": Runtime.TABBYAPI,
     "transformers": Runtime.TRANSFORMERS,
     "hf": Runtime.TRANSFORMERS,
     "llama.cpp": Runtime.LLAMACPP,

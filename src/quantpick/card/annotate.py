@@ -10,8 +10,10 @@ card-only and in the Hub's online, or nowhere. A name on a line that names anoth
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from quantpick.card import values as cv
 from quantpick.card.links import TargetKind, hub_target, same_repo
@@ -61,6 +63,7 @@ def _may_name(text: str) -> bool:
     return bool(_MAY_NAME_LOWER.search(text.lower()) and _MAY_NAME.search(text))
 
 
+@lru_cache(maxsize=8192)
 def _name(token: str) -> str | None:
     """A token that names a variant: a model file, a llama.cpp type, a branch-like quant name."""
     token = token.rstrip(".-+")
@@ -186,13 +189,29 @@ def _sentence_mentions(
         )
 
 
+def _may_name_blocks(blocks: list[Block]) -> Iterator[Block]:
+    """The blocks that may name a variant: one scan of the whole text, then a closer look at
+    the blocks it hit (a long card's prose is mostly nothing of the kind)."""
+    joined = "\n".join(b.raw for b in blocks).lower()
+    starts, at = [], 0
+    for b in blocks:
+        starts.append(at)
+        at += len(b.raw) + 1
+    starts.append(len(joined) + 1)
+    pos = 0
+    while m := _MAY_NAME_LOWER.search(joined, pos):
+        i = bisect_right(starts, m.start()) - 1
+        if _MAY_NAME.search(blocks[i].raw):
+            yield blocks[i]
+        # on to the next block: one hit is enough to look closer at this one
+        pos = starts[i + 1]
+
+
 def card_mentions(blocks: list[Block], code: list[Block], own: str | None) -> tuple[Mention, ...]:
     """Every name outside tables, in card order, once per place and line."""
     out: dict[tuple[str, str, int, str | None], Mention] = {}
     code_ids = {id(c) for c in code}
-    for block in sorted([*blocks, *code], key=lambda b: b.line):
-        if not _may_name(block.raw):
-            continue
+    for block in _may_name_blocks(sorted([*blocks, *code], key=lambda b: b.line)):
         pieces: list[tuple[int, str, MentionPlace, list[_LinkTo]]]
         if id(block) in code_ids:
             # fenced code (nearly all code on cards) starts on the line after its fence

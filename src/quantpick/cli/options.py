@@ -128,8 +128,9 @@ RuntimeOpt = Annotated[
     typer.Option(
         "--runtime",
         metavar="RUNTIME",
-        help="exllamav3, exllamav2, transformers, llama.cpp or vllm. Default: by format "
-        "(exl3: exllamav3, exl2: exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
+        help="exllamav3, exllamav2, transformers, llama.cpp, vllm, or tabbyapi (exl3 on "
+        "exllamav3, exl2 on exllamav2). Default: by format (exl3: exllamav3, exl2: "
+        "exllamav2, gptq/awq: transformers, gguf: llama.cpp).",
         show_default=False,
     ),
 ]

@@ -17,12 +17,12 @@ from quantpick.estimate.runtimes import llamacpp
 from quantpick.estimate.shape import parameter_count
 from quantpick.estimate.vram import (
     cuda_context_bytes,
-    default_runtime,
     estimate_vram,
     gguf_bits_per_weight,
     gguf_quant,
     llamacpp_footprint,
     placed_max_context_tokens,
+    serving_runtime,
 )
 from quantpick.estimate.vram import max_context_tokens as vram_max_context
 from quantpick.records import (
@@ -92,6 +92,8 @@ _RUNS: Final = {
     Runtime.TRANSFORMERS: frozenset({Format.GPTQ, Format.AWQ, Format.GGUF}),
     Runtime.LLAMACPP: frozenset({Format.GGUF, Format.GGML}),
     Runtime.VLLM: frozenset({Format.GPTQ, Format.AWQ, Format.GGUF}),
+    # TabbyAPI's backends: exllamav3 for exl3, the legacy exllamav2 for exl2
+    Runtime.TABBYAPI: frozenset({Format.EXL3, Format.EXL2}),
 }
 
 
@@ -108,7 +110,7 @@ def _never_picked(variant: Variant, runtime: Runtime | None = None) -> str | Non
 
 
 def _gpu_overhead(budget: Budget, variant: Variant) -> int:
-    runtime = budget.runtime or default_runtime(variant.format)
+    runtime = serving_runtime(budget.runtime, variant.format)
     return cuda_context_bytes(runtime) * (len(budget.gpu_vram_bytes) - 1)
 
 

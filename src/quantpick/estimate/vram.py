@@ -101,6 +101,17 @@ __all__ = [
 ]
 
 
+def serving_runtime(asked: Runtime | None, fmt: Format) -> Runtime:
+    """The engine that runs a variant: the one asked for, or the format's default. TabbyAPI
+    serves exl3 through exllamav3 and exl2 through its legacy exllamav2 backend (its
+    backends/ folder); other formats it does not load, and are left to exllamav3 to refuse."""
+    if asked is None:
+        return default_runtime(fmt)
+    if asked is Runtime.TABBYAPI:
+        return Runtime.EXLLAMAV2 if fmt is Format.EXL2 else Runtime.EXLLAMAV3
+    return asked
+
+
 def default_runtime(fmt: Format) -> Runtime:
     """The runtime a format is normally served with (and that cards' figures assume)."""
     if fmt is Format.EXL3:
@@ -134,7 +145,7 @@ def estimate_vram(
     """
     if context_tokens < 1:
         raise UsageError(f"context length must be at least 1 token, not {context_tokens}")
-    runtime = runtime or default_runtime(variant.format)
+    runtime = serving_runtime(runtime, variant.format)
     if runtime is Runtime.LLAMACPP:
         flash_attn = llamacpp.DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
         llamacpp.check_cache(cache_mode, flash_attn)

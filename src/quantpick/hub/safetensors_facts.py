@@ -79,6 +79,9 @@ def read_safetensors(hub: Hub, repo: str, branch: BranchListing) -> SafetensorsF
         except ValidationError:
             pass
     s = hub.settings
+    if s.offline:
+        # offline answers from the last look-up: what was read then, nothing new
+        return None
     api = _Api(s.cache_dir, endpoint=s.endpoint, token=s.token or False, library_name="quantpick")
     try:
         with hub._mapped(repo, branch.name):
@@ -99,8 +102,6 @@ def read_safetensors(hub: Hub, repo: str, branch: BranchListing) -> SafetensorsF
 def safetensors_facts(
     hub: Hub, listing: RepoListing, variants: tuple[Variant, ...]
 ) -> tuple[Variant, ...]:
-    if hub.settings.offline:
-        return variants
     branches = {b.name: b for b in listing.branches if _holds_safetensors(b)}
     names = own_branches(variants, set(branches))
     if not names:
