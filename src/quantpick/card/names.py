@@ -38,14 +38,7 @@ _SPLIT_NUMBERED = re.compile(
 _SPLIT_LETTER = re.compile(r"(?<=\.gguf)-split-(?P<letter>[a-z])$", re.IGNORECASE)
 _SPLIT_PARTOF = re.compile(r"\.part(?P<part>\d{1,5})of(?P<total>\d{1,5})$", re.IGNORECASE)
 
-_FORMAT_MARKERS: tuple[tuple[re.Pattern[str], Format], ...] = (
-    (re.compile(r"exl3", re.IGNORECASE), Format.EXL3),
-    (re.compile(r"exl2", re.IGNORECASE), Format.EXL2),
-    (re.compile(r"gptq", re.IGNORECASE), Format.GPTQ),
-    (re.compile(r"(?<![a-z])awq", re.IGNORECASE), Format.AWQ),
-    (re.compile(r"gguf", re.IGNORECASE), Format.GGUF),
-    (re.compile(r"ggml", re.IGNORECASE), Format.GGML),
-)
+_AWQ_WORD = re.compile(r"(?<![a-z])awq", re.IGNORECASE)
 _IMATRIX_WORD = re.compile(r"(?<![a-z])imatrix(?![a-z])", re.IGNORECASE)
 _MODEL_FILE = re.compile(r"\.(gguf|bin)(-split-[a-z]|\.part\d+of\d+)?$", re.IGNORECASE)
 _NOT_A_VARIANT = re.compile(
@@ -93,45 +86,72 @@ def _basename(name: str) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _split_info(name: str) -> tuple[str, int | None, int | None]:
-    m = _SPLIT_NUMBERED.search(name)
+# Literal words a pattern cannot match without, tested in the lower-cased name before the
+# pattern runs (describe reads every row of a 100k-row table). Sound for any string when the
+# word has no i, k or s: IGNORECASE matches those three with non-ASCII letters (U+0130,
+# U+0131, U+212A, U+017F), and
+# no other ASCII letter; words with them are only used as a filter on ASCII names.
+_NUMBERED_WORD, _LETTER_WORD, _PARTOF_WORD = "-of-", ".gguf-", ".part"
+
+
+def _split_info(name: str, low: str) -> tuple[str, int | None, int | None]:
+    m = _SPLIT_NUMBERED.search(name) if _NUMBERED_WORD in low else None
     if m:
         group = name[: m.start()] + name[m.end() :]
         return group, int(m["part"]), int(m["total"])
-    m = _SPLIT_LETTER.search(name)
+    m = _SPLIT_LETTER.search(name) if _LETTER_WORD in low else None
     if m:
         return name[: m.start()], ord(m["letter"].lower()) - ord("a") + 1, None
-    m = _SPLIT_PARTOF.search(name)
+    m = _SPLIT_PARTOF.search(name) if _PARTOF_WORD in low else None
     if m:
         return name[: m.start()], int(m["part"]), int(m["total"])
     return name, None, None
 
 
-def _explicit_format(text: str) -> Format | None:
-    for pattern, fmt in _FORMAT_MARKERS:
-        if pattern.search(text):
-            return fmt
+def _explicit_format(text: str, low: str) -> Format | None:
+    """A format the name states: the first of exl3, exl2, gptq, awq (not inside a word), gguf,
+    ggml, found case-insensitively. A plain word in the lower-cased name is that IGNORECASE
+    search exactly: of all non-ASCII characters only U+0130 and U+212A lower-case to ASCII
+    (i, k), and these words hold neither."""
+    if "exl3" in low:
+        return Format.EXL3
+    if "exl2" in low:
+        return Format.EXL2
+    if "gptq" in low:
+        return Format.GPTQ
+    if "awq" in low and _AWQ_WORD.search(text):
+        return Format.AWQ
+    if "gguf" in low:
+        return Format.GGUF
+    if "ggml" in low:
+        return Format.GGML
     return None
+
+
+_BIN_END = re.compile(r"\.bin$", re.IGNORECASE)
 
 
 def describe(name: str) -> NameInfo:
     """Read a branch, file or `owner/repo` name. Never raises; unknown names say nothing."""
     base = _basename(name.strip())
-    group, part, total = _split_info(base)
+    low = base.lower()
+    group, part, total = _split_info(base, low)
+    group_low = low if group is base else group.lower()
     fields: dict[str, object] = {
         "name": name,
         "split_part": part,
         "split_total": total,
         "split_group": group,
-        "companion": "mmproj" in base.lower(),
+        "companion": "mmproj" in low,
     }
-    fmt = _explicit_format(base)
-    if fmt is None and re.search(r"\.bin$", group, re.IGNORECASE) and _GGUF_TYPE.search(group):
+    fmt = _explicit_format(base, low)
+    # every type _GGUF_TYPE knows has a q or an f in it
+    gguf = _GGUF_TYPE.search(group) if "q" in group_low or "f" in group_low else None
+    if fmt is None and gguf and _BIN_END.search(group):
         fmt = Format.GGML
     guessed: Format | None = None
 
-    bpw = _BPW.search(base)
-    gguf = _GGUF_TYPE.search(group)
+    bpw = _BPW.search(base) if "bpw" in low else None
     if bpw:
         fields["bits"] = float(bpw[1])
         head = _HEAD.search(base)
@@ -150,14 +170,16 @@ def describe(name: str) -> NameInfo:
         fields["imatrix"] = gguf["i1"] is not None
         guessed = Format.GGUF
     else:
-        nbit = _NBIT.search(base)
+        # 'bit', 'int' and 'w' hold every match of _NBIT; only a filter on ASCII names (i)
+        maybe_nbit = not low.isascii() or "bit" in low or "int" in low or "w" in low
+        nbit = _NBIT.search(base) if maybe_nbit else None
         if nbit:
             fields["bits"] = float(next(g for g in nbit.groups() if g))
-        group_size = _GROUP.search(base)
+        group_size = _GROUP.search(base) if "g" in low else None
         if group_size:
             gs = int(group_size[1])
             fields["group_size"] = gs if gs > 0 else None
-        act = _ACT_ORDER.search(base)
+        act = _ACT_ORDER.search(base) if "act" in low else None
         if act:
             fields["act_order"] = act[1].lower() == "true"
         if fmt is None and (group_size or act):

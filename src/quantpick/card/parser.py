@@ -19,7 +19,7 @@ from quantpick.card.links import block_links, branch_and_file_variants, repo_var
 from quantpick.card.markdown import Block, parse_document, parse_inline
 from quantpick.card.mentions import bare_label, file_mentions, label_mentions, same_quant
 from quantpick.card.single import base_models, labels_repo, single_quant, with_prose_parameters
-from quantpick.card.tables import CardContext, table_variants
+from quantpick.card.tables import CardContext, no_cycle_collection, table_variants
 from quantpick.records import CacheMode, Format, ModelCard, Variant
 
 __all__ = ["parse_card"]
@@ -65,7 +65,8 @@ class _ProseFacts:
 def parse_card(text: str, repo: str | None = None) -> ModelCard:
     """Read a card. Never raises: garbage in gives a card with no variants and maybe warnings."""
     try:
-        return _parse(text, repo)
+        with no_cycle_collection():
+            return _parse(text, repo)
     except Exception as exc:  # a bug here must not break listing; tests assert it never happens
         return ModelCard(
             repo=repo if isinstance(repo, str) else None,

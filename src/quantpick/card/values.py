@@ -153,7 +153,10 @@ def cache_mode(text: str) -> CacheMode | None:
 
 def recommendation_spans(text: str) -> list[int]:
     """End offsets of every positive 'recommend' in a text: negated or comparative ones are not."""
-    ends = []
+    ends: list[int] = []
+    # every match holds the word (its letters have no IGNORECASE look-alikes outside ASCII)
+    if "recommend" not in text.lower():
+        return ends
     for m in _RECOMMEND.finditer(text):
         before = text[max(0, m.start() - 30) : m.start()]
         after = text[m.end() : m.end() + 20]
