@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -348,3 +351,22 @@ def test_no_pipe_table_with_cache_columns_and_context_in_prose() -> None:
     q4 = card.variants[0].vram_bytes_by_cache[CacheMode.Q4]
     assert q4 == {8192: round(11.2 * GIB)}
     assert card.variants[1].vram_bytes_by_cache[CacheMode.FP16] == {8192: round(17.3 * GIB)}
+
+
+def test_the_json_of_a_parse_does_not_depend_on_the_hash_seed() -> None:
+    """Scripts diff `list --json`: the same card must give the same bytes in every process."""
+    code = (
+        "import sys; from quantpick.card.parser import parse_card; "
+        "print(parse_card(open(sys.argv[1], encoding='utf-8').read()).model_dump_json())"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(FIXTURES / "exl2_cache_columns.md")],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(8)
+    }
+    assert len(outputs) == 1

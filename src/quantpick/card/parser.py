@@ -187,7 +187,8 @@ def _fold_labels(variants: list[Variant]) -> list[Variant]:
 def _merge(first: Variant, later: Variant) -> Variant:
     by_cache = {
         mode: {**later.vram_bytes_by_cache.get(mode, {}), **first.vram_bytes_by_cache.get(mode, {})}
-        for mode in {*first.vram_bytes_by_cache, *later.vram_bytes_by_cache}
+        # a list, not a set: the JSON's key order must not depend on the hash seed
+        for mode in dict.fromkeys([*first.vram_bytes_by_cache, *later.vram_bytes_by_cache])
     }
     update: dict[str, object] = {
         "vram_bytes": {**later.vram_bytes, **first.vram_bytes},
