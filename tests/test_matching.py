@@ -5,14 +5,13 @@ Each case runs the real `quantpick list --json` against the loopback Hub serving
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qp import run_qp
+from qp import list_json
 from quantpick.testing.builder import make_repo
 from quantpick.testing.server import HubServer
 
@@ -34,14 +33,7 @@ def _card(*rows: tuple[str, str]) -> str:
 
 def _listed(qhub: HubServer, tmp_path: Path, repo: str, readme: str, files: list[str]) -> Any:
     make_repo(qhub.root, repo, {"main": dict.fromkeys(files, MIB)}, readme=readme)
-    r = run_qp(
-        "list",
-        repo,
-        "--json",
-        env={"HF_ENDPOINT": qhub.endpoint, "HF_HOME": str(tmp_path / "hf")},
-    )
-    assert r.returncode == 0, r.stderr
-    return {v["name"]: v for v in json.loads(r.stdout)["variants"]}
+    return {v["name"]: v for v in list_json(qhub, tmp_path, repo)["variants"]}
 
 
 def test_author_prefix_the_link_text_dropped(qhub: HubServer, tmp_path: Path) -> None:
