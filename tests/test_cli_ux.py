@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 
 from qp import EXAMPLES, REPO_ROOT, run_qp
+from quantpick.download.partial import partial_key
 from quantpick.testing.builder import make_repo
 from quantpick.testing.faults import Fault
 from quantpick.testing.server import HubServer
@@ -572,7 +573,9 @@ def test_a_resumed_fetch_says_so(qhub: HubServer, tmp_path: Path) -> None:
     part = target / ".quantpick" / "partial"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
-        sidecars = list(part.glob("*.part.json")) if part.is_dir() else []
+        # the big file's own sidecar: config.json's (one chunk, done at once) says nothing
+        big_sidecar = part / f"{partial_key('model.safetensors')}.part.json"
+        sidecars = [big_sidecar] if big_sidecar.is_file() else []
         if any(int(json.loads(p.read_text() or "{}").get("done", "0"), 16) for p in sidecars):
             break
         time.sleep(0.02)
