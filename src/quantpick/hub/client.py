@@ -120,6 +120,11 @@ class Hub:
             time.sleep(self.settings.retry_backoff_s * (2**attempt))
         raise AssertionError("unreachable")
 
+    def call(self, repo: str, revision: str | None, fn: Callable[[], T]) -> T:
+        """A huggingface_hub call made elsewhere in hub/, with this client's retries and codes."""
+        with self._mapped(repo, revision):
+            return self._retrying(fn)
+
     # -- look-ups --------------------------------------------------------------------------------
 
     def _small_file(self, repo: str, filename: str, revision: str | None) -> Path | None:

@@ -84,10 +84,11 @@ def read_safetensors(hub: Hub, repo: str, branch: BranchListing) -> SafetensorsF
         return None
     api = _Api(s.cache_dir, endpoint=s.endpoint, token=s.token or False, library_name="quantpick")
     try:
-        with hub._mapped(repo, branch.name):
-            meta = hub._retrying(
-                lambda: api.get_safetensors_metadata(repo, revision=branch.commit_sha)
-            )
+        meta = hub.call(
+            repo,
+            branch.name,
+            lambda: api.get_safetensors_metadata(repo, revision=branch.commit_sha),
+        )
     except (NotASafetensorsRepoError, SafetensorsParsingError):
         hub.cache_text(repo, leaf, _NONE)
         return None
