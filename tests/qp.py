@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import json
 import os
 import subprocess
@@ -66,3 +68,17 @@ def fresh(server: HubServer) -> Iterator[HubServer]:
     server.reset()
     yield server
     assert not server.errors, server.errors
+
+
+def live_files(root: Path, pattern: str) -> list[Path]:
+    """Regular files under ROOT whose name matches PATTERN, walked while a child process is still
+    creating and removing them: a directory or file that vanishes mid-walk is skipped, not raised
+    (Path.rglob raises FileNotFoundError when a directory it listed is gone)."""
+    found = []
+    for top, _dirs, names in os.walk(root):
+        for name in fnmatch.filter(names, pattern):
+            path = Path(top, name)
+            with contextlib.suppress(OSError):
+                if path.is_file():
+                    found.append(path)
+    return found

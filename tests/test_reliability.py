@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from qp import EXAMPLES, REPO_ROOT, run_qp
+from qp import EXAMPLES, REPO_ROOT, live_files, run_qp
 from quantpick.testing import Fault, HubProcess, make_repo
 from tmpfs import mounted_tmpfs
 
@@ -805,21 +805,31 @@ hf_hub_download("o/big", "model.safetensors", revision="main", endpoint=sys.argv
 
 
 def _incomplete(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*.incomplete") if p.is_file()]
+    return live_files(root, "*.incomplete")
 
 
 def _kill_when_incomplete_or(
-    proc: subprocess.Popen[str], root: Path, at_bytes: int, then: Callable[[], None] | None = None
+    proc: subprocess.Popen[str],
+    root: Path,
+    at_bytes: int,
+    then: Callable[[], None] | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> list[Path]:
-    """Once huggingface_hub/hf_xet has written `at_bytes` under `root`: `then`, or a SIGKILL."""
+    """Once huggingface_hub/hf_xet has written `at_bytes` under `root` (and `ready()` holds):
+    `then`, or a SIGKILL."""
     import signal
     import time
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        assert proc.poll() is None, "the download ended before the moment it was to be killed at"
         found = _incomplete(root)
         with contextlib.suppress(OSError):
-            if found and sum(p.stat().st_size for p in found) >= at_bytes:
+            if (
+                found
+                and sum(p.stat().st_size for p in found) >= at_bytes
+                and (ready is None or ready())
+            ):
                 break
         time.sleep(0.05)
     if then is not None:
@@ -867,12 +877,16 @@ def test_a_killed_backend_hub_fetch_frees_what_it_left_and_completes(
 ) -> None:
     make_repo(hub_root, "o/big", {"main": {"model.safetensors": 20 * MIB}}, xet=xet)
     glob, origin = ("/xorbs/*", "cas") if xet else ("*/model.safetensors", "cdn")
-    # hf_xet fetches a xorb over several ranges at once and writes in bursts: a slower CAS keeps
-    # the kill inside the download on a loaded machine
     hub.faults.add(glob, Fault(rate_bps=(1 if xet else 4) * MIB, origin=origin))
     target = tmp_path / "D"
     proc = _spawn_fetch(hub, tmp_path, "o/big:main", "--local-dir", target, "--backend", "hub")
-    orphans = _kill_when_incomplete(proc, target, (1 if xet else 4) * MIB)
+    if xet:
+        # hf_xet writes a file in bursts as whole terms arrive (the last burst is followed by the
+        # rename at once), so its size is no clock: kill once huggingface_hub has opened its
+        # .incomplete and the CAS is serving xorbs, seconds before the first xorb ends
+        orphans = _kill_when_incomplete_or(proc, target, 0, ready=lambda: hub.faults.fired() > 0)
+    else:
+        orphans = _kill_when_incomplete(proc, target, 4 * MIB)
     # what hf_hub_download / hf_xet was writing, in quantpick's staging dir
     assert orphans
     assert all(".quantpick/hub/" in str(p) for p in orphans)

@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,3 +238,24 @@ def test_hub_fixture_starts_clean(hub: HubProcess, hub_root: Path) -> None:
     assert hub.tokens == {DEFAULT_TOKEN}
     assert hub.tree_page_size == 1000
     assert os.path.isdir(hub.root)
+
+
+def test_a_request_begun_before_a_reset_stays_out_of_the_new_log(
+    hub: HubProcess, files: dict[str, bytes]
+) -> None:
+    # what a killed client of the previous test still had in flight when the next one began
+    hub.faults.add("/api/models/org/m", Fault(stall_s=1.0, times=1))
+    answered: list[int] = []
+    t = threading.Thread(
+        target=lambda: answered.append(raw("GET", f"{hub.endpoint}/api/models/org/m", AUTH).status)
+    )
+    t.start()
+    deadline = time.monotonic() + 10
+    while hub.faults.fired() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    hub.reset(root=hub.root)
+    t.join(timeout=30)
+    assert answered == [200]
+    assert len(hub.requests) == 0
+    raw("GET", f"{hub.endpoint}/api/models/org/m", AUTH)
+    assert len(hub.requests) == 1

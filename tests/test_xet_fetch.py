@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from qp import fresh, run_qp
+from qp import fresh, live_files, run_qp
 from quantpick.download.context import TransferOptions
 from quantpick.download.execute import execute, plan_fetch
 from quantpick.download.plan import Backend
@@ -265,8 +265,7 @@ def start(srv: HubServer, tmp_path: Path) -> subprocess.Popen[str]:
 
 def incomplete(out: Path) -> list[Path]:
     """The weights' `.incomplete` (named with their sha256), not config.json's passing one."""
-    staging = out / ".quantpick" / "hub"
-    return list(staging.rglob(f"*{DATA_SHA}*.incomplete")) if staging.is_dir() else []
+    return live_files(out / ".quantpick" / "hub", f"*{DATA_SHA}*.incomplete")
 
 
 def test_kill_9_on_hf_xet_leaves_an_orphan_the_next_fetch_removes(

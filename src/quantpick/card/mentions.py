@@ -15,12 +15,20 @@ from quantpick.records import Format, Variant, VariantKind
 
 _FILE_MENTION = re.compile(r"(?<![\w.\-])(?:[\w.\-]+/)*([\w][\w.\-+]*\.gguf)\b", re.IGNORECASE)
 _LABEL = re.compile(r"[\w][\w\-]*")
+# every llama.cpp type spells one of these in the source too (Q4\_K\_M, **IQ3_XS**, BF16): a
+# block without one is not sent through markdown-it's inline pass (see file_mentions)
+_LABEL_HINT = re.compile(r"q\d|f16|f32|mxfp4", re.IGNORECASE)
 
 
 def file_mentions(blocks: list[Block], code: list[Block]) -> list[Variant]:
     """Model files named in headings, lists, prose or commands, in card order."""
     names: dict[str, None] = {}
     for block in sorted([*blocks, *code], key=lambda b: b.line):
+        # markdown-it's inline pass costs ~4 us a character on bracket-dense text and can only
+        # remove markup: a block whose source never spells `gguf` names no file (letters written
+        # as entities are not how anyone names one)
+        if "gguf" not in block.raw.lower():
+            continue
         text = block.raw if block in code else parse_inline(block.raw).text
         for m in _FILE_MENTION.finditer(text):
             names.setdefault(m[1], None)
@@ -31,6 +39,8 @@ def label_mentions(blocks: list[Block]) -> list[Variant]:
     """Quant types a list item or heading enumerates ('Quantization: q4_K_M, q5_0, q6_K')."""
     labels: dict[str, str] = {}
     for block in blocks:
+        if _LABEL_HINT.search(block.raw) is None:
+            continue
         text = parse_inline(block.raw).text
         found = [t for t in _LABEL.findall(text) if is_quant_label(t)]
         # one type in a sentence is prose about it; a list of them is an inventory

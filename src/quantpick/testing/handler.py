@@ -52,6 +52,7 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         hub = self.server.hub
+        generation = hub.requests.generation
         origin = self.server.origin
         split = urlsplit(self.path)
         segments = [unquote(s) for s in split.path.split("/")[1:]]
@@ -91,7 +92,8 @@ class HubHandler(BaseHTTPRequestHandler):
                     range=self.headers.get("Range"),
                     bytes_sent=sent,
                     fault=faulted,
-                )
+                ),
+                generation,
             )
 
     def _route(self, segments: list[str], query: dict[str, list[str]]) -> Reply:

@@ -74,14 +74,25 @@ class RequestLog(RequestQueries):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
+        self._generation = 0
 
-    def append(self, record: RequestRecord) -> None:
+    @property
+    def generation(self) -> int:
+        """Bumped by every clear: a request begun before it belongs to the previous test."""
         with self._lock:
-            self._records.append(record)
+            return self._generation
+
+    def append(self, record: RequestRecord, generation: int | None = None) -> None:
+        # a killed client's request can finish after the next test reset the hub; logging it
+        # there would charge one test with another's traffic
+        with self._lock:
+            if generation is None or generation == self._generation:
+                self._records.append(record)
 
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._generation += 1
 
     @property
     def records(self) -> list[RequestRecord]:
