@@ -6,7 +6,10 @@ quantpick is imported there. The recipe, exactly:
 1. gptqmodel 7.0.0 (the last release that takes torch 2.11 and transformers 5.17, what the
    device's image holds; 7.7.0 asks for torch >= 2.14.1) and optimum 2.3.0, which transformers
    5.17's GPTQ quantizer imports, plus the wheels they import that the machine lacks (device-smi,
-   logbar, tokenicer, pypcre, defuser, torchao), installed with ``pip --target --no-deps``.
+   logbar, tokenicer, defuser, torchao, datasets, dill, multiprocess), installed with
+   ``pip --target --no-deps``. PyPcre, which gptqmodel imports as a drop-in ``re``, cannot be built
+   there (its sdist clones pcre2 from GitHub): ``measure`` writes a stand-in over the stdlib ``re``
+   (``PCRE_SHIM``) and the JSON says so.
    gptqmodel's sdist is pure Python (its CUDA kernels are JIT-built on first use): it travels as
    its source tree.
 2. Models: for each shape (public config.json hyper-parameters, ``llamacpp_calibrate.SHAPES``) a
@@ -195,6 +198,38 @@ def write_model(directory: Path, name: str, method: str) -> dict[str, int]:
     return {"tensor_bytes": offset, "quantized_bytes": packed}
 
 
+PCRE_SHIM = '''"""The stdlib `re` under PyPcre's name, for gptqmodel's imports only
+(compile, escape, split, Pattern, Flag.CASELESS/MULTILINE). Written by quantized_calibrate.py
+where PyPcre is missing: its sdist clones pcre2 from GitHub to build, which the GPU machine
+cannot reach, and a regex engine holds no GPU memory."""
+
+import enum
+import re
+from re import Pattern, compile, escape, match, search, split, sub  # noqa: F401
+
+
+class Flag(enum.IntFlag):
+    CASELESS = re.IGNORECASE
+    MULTILINE = re.MULTILINE
+    DOTALL = re.DOTALL
+    VERBOSE = re.VERBOSE
+'''
+
+
+def child_env(work: Path) -> dict[str, str]:
+    """The children's environment: PyPcre's stand-in first on the path where PyPcre is missing."""
+    import importlib.util
+    import os
+
+    env = dict(os.environ)
+    if importlib.util.find_spec("pcre") is None:
+        shim = work / "shim"
+        (shim / "pcre").mkdir(parents=True, exist_ok=True)
+        (shim / "pcre" / "__init__.py").write_text(PCRE_SHIM)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), env.get("PYTHONPATH")]))
+    return env
+
+
 CHILD = r"""
 import json, subprocess, sys, time
 import torch
@@ -268,6 +303,8 @@ def measure(args: argparse.Namespace) -> int:
     except ImportError:
         pass
     rows: list[dict[str, object]] = doc["rows"]  # type: ignore[assignment]
+    env = child_env(args.work)
+    doc["pcre"] = "stdlib shim" if "shim" in env.get("PYTHONPATH", "") else "PyPcre"
     for name in args.only.split(","):
         for spec in args.methods.split(","):
             method, backend = spec.split(":")
@@ -281,7 +318,12 @@ def measure(args: argparse.Namespace) -> int:
             cmd = [sys.executable, "-c", CHILD, str(model_dir), method, backend, str(idle)]
             try:
                 r = subprocess.run(
-                    [*cmd, args.contexts], capture_output=True, text=True, timeout=left, check=False
+                    [*cmd, args.contexts],
+                    capture_output=True,
+                    text=True,
+                    timeout=left,
+                    check=False,
+                    env=env,
                 )
                 stdout, stderr, code = r.stdout, r.stderr, r.returncode
             except subprocess.TimeoutExpired as e:
@@ -312,6 +354,8 @@ def compare(path: Path) -> int:
         if not row.get("ok"):
             err = str(row.get("error", "")).strip().splitlines()[-1:] or [""]
             print(f"{row['model']:16} {row['backend']:7} {row['ctx']:6}   failed: {err[0][:60]}")
+            continue
+        if "used_bytes" not in row:  # a --device cpu row: nothing on a GPU to compare
             continue
         shape = shape_from_config(model_config(row["model"], row["method"]))
         variant = Variant(
