@@ -370,3 +370,40 @@ def test_the_json_of_a_parse_does_not_depend_on_the_hash_seed() -> None:
         for seed in range(8)
     }
     assert len(outputs) == 1
+
+
+_MARKED = """\
+| File | Quant | Size | {header} |
+|---|---|---|---|
+| [m-Q4_K_M.gguf](https://huggingface.co/o/m-GGUF/blob/main/m-Q4_K_M.gguf) | Q4_K_M | 4.9 GB | {a} |
+| [m-Q5_K_M.gguf](https://huggingface.co/o/m-GGUF/blob/main/m-Q5_K_M.gguf) | Q5_K_M | 5.7 GB | {b} |
+| [m-Q8_0.gguf](https://huggingface.co/o/m-GGUF/blob/main/m-Q8_0.gguf) | Q8_0 | 8.5 GB | {c} |
+"""
+
+
+@pytest.mark.parametrize(
+    ("header", "cells", "want"),
+    [
+        ("Recommended", ("✅", "", ""), {"m-Q4_K_M.gguf"}),
+        ("Rec.", ("yes", "no", ""), {"m-Q4_K_M.gguf"}),
+        ("⭐", ("", "⭐", ""), {"m-Q5_K_M.gguf"}),
+        ("", ("", "", "★"), {"m-Q8_0.gguf"}),
+        # Japanese tables grade with ◎ (best) and ○ (good): both are recommendations
+        ("おすすめ", ("◎", "○", ""), {"m-Q4_K_M.gguf", "m-Q5_K_M.gguf"}),
+        ("推荐", ("✅", "", "❌"), {"m-Q4_K_M.gguf"}),
+        # a mark on every row singles none out
+        ("Recommended", ("✅", "✅", "✅"), set()),
+        # a column of checks under a header that names something else is not a recommendation
+        ("imatrix", ("✅", "", ""), set()),
+    ],
+)
+def test_a_column_of_marks_says_which_rows_the_card_recommends(
+    header: str, cells: tuple[str, str, str], want: set[str]
+) -> None:
+    a, b, c = cells
+    card = parse_card(_MARKED.format(header=header, a=a, b=b, c=c), repo="o/m-GGUF")
+    assert [v.name for v in card.variants] == ["m-Q4_K_M.gguf", "m-Q5_K_M.gguf", "m-Q8_0.gguf"]
+    assert {v.name for v in card.variants if v.recommended_by_card} == want
+    # the marks are read, not kept as an unknown column's text
+    if want:
+        assert all(not v.extra for v in card.variants)

@@ -19,6 +19,11 @@ from quantpick.records import Format, Role, Source, VariantKind
         ("SC_2.00bpw_H3_V3", Format.EXL2, 2.0, 3.0),
         ("someone/Merge-120b-2.4bpw-h6-exl2", Format.EXL2, 2.4, 6.0),
         ("someone/Model-v2.0-3.5bpw-exl3", Format.EXL3, 3.5, None),
+        # an underscore for the decimal point beside "bpw" (Zoyd's repo names)
+        ("Zoyd/Model-3_75bpw_exl2", Format.EXL2, 3.75, None),
+        ("Zoyd/Model-2_2bpw_exl2", Format.EXL2, 2.2, None),
+        ("Model-4_0bpw-h6-exl2", Format.EXL2, 4.0, 6.0),
+        ("Model_8bpw_exl2", Format.EXL2, 8.0, None),
     ],
 )
 def test_exllama_names(name: str, fmt: Format, bits: float, head_bits: float | None) -> None:
@@ -67,6 +72,11 @@ def test_main_says_nothing() -> None:
         ("Meta-Llama-Q3_K_XL.gguf", Format.GGUF, "Q3_K_XL", False),
         ("llava-mmproj-model-f16.gguf", Format.GGUF, "f16", False),
         ("Q4_K_M", Format.GGUF, "Q4_K_M", False),
+        # ik_llama.cpp's types and repacks are types of their own
+        ("Qwen3-235B-A22B-IQ4_KS.gguf", Format.GGUF, "IQ4_KS", False),
+        ("x-IQ2_KL-00001-of-00002.gguf", Format.GGUF, "IQ2_KL", False),
+        ("x-IQ4_K_R4.gguf", Format.GGUF, "IQ4_K_R4", False),
+        ("x-IQ1_S_R4.gguf", Format.GGUF, "IQ1_S_R4", False),
     ],
 )
 def test_gguf_and_ggml_files(name: str, fmt: Format, quant: str, imatrix: bool) -> None:

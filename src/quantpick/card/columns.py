@@ -44,6 +44,7 @@ class Col(StrEnum):
     EXLLAMA = "exllama"
     MADE_WITH = "made_with"
     DESC = "desc"
+    RECOMMEND = "recommend"
     OTHER = "other"
 
 
@@ -64,6 +65,11 @@ _RULES: tuple[tuple[re.Pattern[str], Col], ...] = tuple(
     for pattern, col in (
         (r"\bppl\b|perplexity|\bkld\b|\bscore\b|accuracy|\bmmlu\b|wikitext", Col.OTHER),
         (r"lm[_ ]?head|head bits|^head$", Col.HEAD_BITS),
+        # a column of marks (✅, ⭐, yes): the words for it in the languages cards are written in
+        (
+            r"^rec\.?$|recommend|recomend|empfohlen|conseill|consigliat|推荐|推薦|おすすめ|オススメ",
+            Col.RECOMMEND,
+        ),
         (r"vram|memory|\bgpu\b", Col.VRAM),
         (r"\bram\b", Col.RAM),
         (r"^branch|^revision", Col.BRANCH),
@@ -172,6 +178,9 @@ def refine(
         cells = [row[i] for row in rows if i < len(row) and not cv.is_unknown(row[i])]
         if not cells:
             out.append(column)
+        elif not _WORD.search(headers[i]) and all(cv.is_mark(parse_inline(c).text) for c in cells):
+            # a header that says nothing ('', '⭐') over a column of marks
+            out.append(Column(Col.RECOMMEND, column.key))
         elif _most(cells, _names_a_file):
             out.append(Column(Col.NAME, column.key))
         elif all(is_quant_label(parse_inline(c).text) for c in cells):
@@ -192,6 +201,9 @@ def refine(
                 out[i] = Column(Col.LINK, column.key)
                 break
     return out
+
+
+_WORD = re.compile(r"[^\W\d_]")
 
 
 def _links_hub(raw: str) -> bool:

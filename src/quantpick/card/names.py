@@ -15,11 +15,14 @@ from quantpick.records import Format, Record, Role, Source, Variant, VariantKind
 # llama.cpp tensor types as they appear in file names; bartowski adds _L/_XL (Q8_0 embeddings).
 _GGUF_TYPE = re.compile(
     r"(?<![A-Za-z0-9])(?P<i1>i1-)?"
-    r"(?P<q>IQ\d_(?:XXS|XS|NL|S|M)|TQ\d_\d|Q\d_K(?:_(?:XL|S|M|L))?|Q\d_\d(?:_\d_\d)?"
-    r"|BF16|FP16|F16|F32|MXFP4)(?![A-Za-z0-9])",
+    # ik_llama.cpp's own types too (IQ4_KS, IQ2_KL, IQ3_K, trellis IQ2_KT) and its row-interleaved
+    # repacks (IQ4_K_R4, Q8_0_R8): another type each, never the stock one they resemble
+    r"(?P<q>(?:IQ\d_(?:XXS|XS|NL|S|M|KSS|KS|KL|KT|K)|TQ\d_\d|Q\d_K(?:_(?:XL|S|M|L))?"
+    r"|Q\d_\d(?:_\d_\d)?)(?:_R[48])?|BF16|FP16|F16|F32|MXFP4)(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
-_BPW = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d{1,3})?)\s*bpw", re.IGNORECASE)
+# 4.25bpw, and 4_25bpw in repo and branch names where a dot is not wanted (Model-3_75bpw_exl2)
+_BPW = re.compile(r"(?<![\d.])(\d{1,2})(?:[._](\d{1,3}))?\s*bpw", re.IGNORECASE)
 _HEAD = re.compile(r"(?:^|[_\-])h(\d{1,2})(?=$|[_\-])", re.IGNORECASE)
 _VISION = re.compile(r"[_\-]v(\d{1,2})(?=$|[_\-])", re.IGNORECASE)
 # bartowski exl2 branches: 6_5 = 6.5 bpw, 4_25 = 4.25 bpw
@@ -153,7 +156,7 @@ def describe(name: str) -> NameInfo:
 
     bpw = _BPW.search(base) if "bpw" in low else None
     if bpw:
-        fields["bits"] = float(bpw[1])
+        fields["bits"] = float(f"{bpw[1]}.{bpw[2] or 0}")
         head = _HEAD.search(base)
         if head:
             fields["head_bits"] = float(head[1])

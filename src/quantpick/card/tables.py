@@ -120,6 +120,7 @@ class _RowReader:
         self.size_at, self.ram_at = placed(Col.SIZE)[:1], placed(Col.RAM)[:1]
         self.vram_at, self.cache_at = placed(Col.VRAM), placed(Col.CACHE)
         self.desc_at = by_role.get(Col.DESC, [])
+        self.recommend_at = by_role.get(Col.RECOMMEND, [])
         # Variant.extra keys in the order they are set: by role as listed, then column order
         self.extra_at = [
             (key or columns[i].key, reader, i)
@@ -253,7 +254,8 @@ class _RowReader:
                 quant = _name_token(cells[self.ident].text)
             fields["quant_method"] = quant or ident.info.display_quant
         row_text = " | ".join([c.text for c in cells])
-        fields["recommended_by_card"] = cv.is_recommended(row_text)
+        marked = any(cv.is_mark(cells[i].text) for i in self.recommend_at)
+        fields["recommended_by_card"] = marked or cv.is_recommended(row_text)
         fields["warnings"] = tuple(warnings)
         fields["extra"] = extra
         return Variant.model_validate(fields)
@@ -366,6 +368,12 @@ def table_variants(table: Table, card: CardContext) -> list[Variant]:
     if ident is None:
         return []
     reader = _RowReader(columns, ident, card)
+    if len(table.rows) > 1 and all(
+        any(i < len(row) and cv.is_mark(parse_inline(row[i]).text) for i in reader.recommend_at)
+        for row in table.rows
+    ):
+        # a mark on every row singles none out ('works with llama.cpp ✅')
+        reader.recommend_at = []
     variants = [v for row in table.rows if (v := reader.read(row)) is not None]
     return flag_size_order(variants)
 

@@ -39,6 +39,25 @@ def is_unknown(text: str) -> bool:
     return text.strip().strip("*_`~ ").lower() in _UNKNOWN
 
 
+# what a 'Recommended' column's cell holds when it says yes: a check, a star, a circle (Japanese
+# tables grade with ◎/○), or the word
+_MARK_SYMBOLS = frozenset("✅✔✓☑⭐★☆🌟👍◎○●◉✨🔥")
+_MARK_WORDS = frozenset(
+    {"yes", "y", "x", "true", "recommended", "sí", "si", "ja", "oui", "是", "推荐", "推薦", "はい"}
+)
+
+
+def is_mark(text: str) -> bool:
+    """Whether a cell of a 'Recommended' column says yes."""
+    cell = text.strip().strip("*_`~ ").lower()
+    if not cell or len(cell) > 16:
+        return False
+    if cell in _MARK_WORDS:
+        return True
+    symbols = [ch for ch in cell if not ch.isspace() and ch != "\ufe0f"]
+    return bool(symbols) and all(ch in _MARK_SYMBOLS for ch in symbols)
+
+
 # no card figure comes near this; anything bigger is garbage, and infinity would break round()
 _LARGEST = 1e15
 
