@@ -57,7 +57,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llamacpp_calibrate import SHAPES, smi_used_bytes
+from llamacpp_calibrate import SHAPES, hf_hyperparameters, smi_used_bytes
 
 BITS = 4
 HEAD_BITS = 6
@@ -185,17 +185,7 @@ def model_config(name: str) -> dict[str, object]:
     arch, p = SHAPES[name]
     cfg: dict[str, object] = {
         "architectures": [ARCHS[arch]],
-        "hidden_size": p["hidden"],
-        "num_attention_heads": p["heads"],
-        "num_key_value_heads": p["kv_heads"],
-        "head_dim": p["head_dim"],
-        "intermediate_size": p["ffn"],
-        "num_hidden_layers": p["layers"],
-        "vocab_size": p["vocab"],
-        "rms_norm_eps": 1e-6,
-        "rope_theta": 1000000.0,
-        "max_position_embeddings": 131072,
-        "hidden_act": "silu",
+        **hf_hyperparameters(p),
         "tie_word_embeddings": False,
         "bos_token_id": 1,
         "eos_token_id": 2,

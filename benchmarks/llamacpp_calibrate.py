@@ -273,6 +273,24 @@ def write_gguf(path: Path, name: str, quant: str) -> dict[str, int]:
     return {"file_bytes": path.stat().st_size, "token_embd_bytes": embd, "tensor_bytes": total}
 
 
+def hf_hyperparameters(p: dict[str, int | bool]) -> dict[str, object]:
+    """The config.json hyper-parameters of a shape (SHAPES' second item) that every runtime's
+    harness writes alike."""
+    return {
+        "hidden_size": p["hidden"],
+        "num_attention_heads": p["heads"],
+        "num_key_value_heads": p["kv_heads"],
+        "head_dim": p["head_dim"],
+        "intermediate_size": p["ffn"],
+        "num_hidden_layers": p["layers"],
+        "vocab_size": p["vocab"],
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 1000000.0,
+        "max_position_embeddings": 131072,
+        "hidden_act": "silu",
+    }
+
+
 def smi_used_bytes() -> int:
     out = subprocess.run(
         ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],

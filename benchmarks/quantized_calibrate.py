@@ -55,7 +55,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from llamacpp_calibrate import SHAPES as REAL_SHAPES
-from llamacpp_calibrate import smi_used_bytes
+from llamacpp_calibrate import hf_hyperparameters, smi_used_bytes
 
 # a toy shape to check the recipe on a CPU before spending device time (--device cpu)
 SHAPES = {
@@ -99,17 +99,7 @@ def model_config(name: str, method: str) -> dict[str, object]:
     cfg: dict[str, object] = {
         "architectures": [ARCHS[arch]],
         "model_type": arch,
-        "hidden_size": p["hidden"],
-        "num_attention_heads": p["heads"],
-        "num_key_value_heads": p["kv_heads"],
-        "head_dim": p["head_dim"],
-        "intermediate_size": p["ffn"],
-        "num_hidden_layers": p["layers"],
-        "vocab_size": p["vocab"],
-        "rms_norm_eps": 1e-6,
-        "rope_theta": 1000000.0,
-        "max_position_embeddings": 131072,
-        "hidden_act": "silu",
+        **hf_hyperparameters(p),
         "tie_word_embeddings": bool(p["tied"]),
         "bos_token_id": 1,
         "eos_token_id": 2,
