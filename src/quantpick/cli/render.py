@@ -76,6 +76,18 @@ def _sourced_column(
     return tables.Column(header, cells, priority)
 
 
+def _bytes_column(
+    header: str, sized: list[tuple[int | None, Source | None]], priority: int
+) -> tables.Column:
+    """Byte counts in SI units with their source; '-' where none is known."""
+    return _sourced_column(
+        header,
+        [gb(n) if n is not None else "-" for n, _ in sized],
+        [None if n is None else _tag(source) for n, source in sized],
+        priority,
+    )
+
+
 def _card_columns(variants: Iterable[Variant]) -> list[tuple[str, int | None]]:
     """One column per (cache mode, context) the card gives a VRAM figure for."""
     keys: set[tuple[str, int | None]] = set()
@@ -157,24 +169,10 @@ def list_columns(result: ListResult) -> list[tables.Column]:
             40,
         )
     )
-    cols.append(
-        _sourced_column(
-            "size",
-            [gb(v.size_bytes) if v.size_bytes is not None else "-" for v in vs],
-            [None if v.size_bytes is None else _tag(v.size_source) for v in vs],
-            60,
-        )
-    )
+    cols.append(_bytes_column("size", [(v.size_bytes, v.size_source) for v in vs], 60))
     if any(v.weights_source is Source.HEADER for v in vs):
         # the tensors' bytes from the files' headers: useful, but the first to go at 80 columns
-        cols.append(
-            _sourced_column(
-                "weights",
-                [gb(v.weights_bytes) if v.weights_bytes is not None else "-" for v in vs],
-                [None if v.weights_bytes is None else _tag(v.weights_source) for v in vs],
-                10,
-            )
-        )
+        cols.append(_bytes_column("weights", [(v.weights_bytes, v.weights_source) for v in vs], 10))
     for key in _card_columns(vs):
         cols.append(
             tables.Column(
