@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from quantpick.card import values as cv
 from quantpick.card.links import TargetKind, hub_target, same_repo
-from quantpick.card.markdown import Block, Inline, parse_inline
+from quantpick.card.markdown import Block, Inline, parse_inline, sentences
 from quantpick.card.matchkeys import single_match
 from quantpick.card.names import describe, is_quant_label
 from quantpick.records import HubStatus, Mention, MentionPlace, Variant, VariantKind
@@ -30,7 +30,6 @@ _MAY_NAME = re.compile(
 )
 
 _TOKEN = re.compile(r"[\w][\w.\-+]*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # a shell command that names what to load or fetch (llama.cpp, huggingface-cli, ollama)
 _COMMAND = re.compile(
     r"(?:^|\s)(?:-m|--model|-hf|-hfr|--hf-repo|-hff|--hf-file|--include|--revision|-b)\s"
@@ -87,13 +86,18 @@ class _LinkTo:
 
 
 def _foreign(
-    sentence: str, links: Sequence[_LinkTo], token: str, at: int, own: str | None
+    repo_args: Sequence[tuple[int, str]],
+    links: Sequence[_LinkTo],
+    token: str,
+    at: int,
+    own: str | None,
 ) -> str | None:
-    """The other repo a token at `at` is named for: a link into it, or a repo argument before it."""
+    """The other repo a token at `at` is named for: a link into it, or a repo argument (offset,
+    repo) of its sentence before it."""
     for link in links:
         if (token in link.text or token == link.target) and not same_repo(link.repo, own):
             return link.repo
-    named = [m["repo"] for m in _REPO_ARG.finditer(sentence) if m.start("repo") < at]
+    named = [repo for start, repo in repo_args if start < at]
     if named and not same_repo(named[-1], own):
         return named[-1]
     return None
@@ -178,6 +182,7 @@ def _sentence_mentions(
     in_code = place in (MentionPlace.CODE, MentionPlace.COMMAND)
     chosen = set() if in_code else _chosen(sentence, found)
     text = sentence if len(sentence) <= _MAX_TEXT else sentence[: _MAX_TEXT - 1] + "\u2026"
+    repo_args = [(m.start("repo"), m["repo"]) for m in _REPO_ARG.finditer(sentence)]
     for i, (at, name) in enumerate(found):
         yield Mention(
             name=_linked(links, name),
@@ -185,7 +190,7 @@ def _sentence_mentions(
             line=line,
             recommended=i in chosen,
             text=text if i in chosen else "",
-            repo=_foreign(sentence, [labelled[at]] if at in labelled else links, name, at, own),
+            repo=_foreign(repo_args, [labelled[at]] if at in labelled else links, name, at, own),
         )
 
 
@@ -229,7 +234,7 @@ def card_mentions(blocks: list[Block], code: list[Block], own: str | None) -> tu
                 else MentionPlace.PROSE
             )
             links = _link_targets(inline)
-            pieces = [(block.line, s, place, links) for s in _SENTENCE_END.split(inline.text)]
+            pieces = [(block.line, s, place, links) for s in sentences(inline.text)]
         for line, text, place, links in pieces:
             if not _may_name(text) and not any(link.target for link in links):
                 continue

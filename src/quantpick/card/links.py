@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from quantpick.card.markdown import Block, Link, parse_inline
@@ -198,6 +199,8 @@ def repo_variants(links: list[Link], card_repo: str | None) -> list[Variant]:
     return variants
 
 
+# a table's rows name the same repo or two over and over; reading the name costs ~20 us
+@lru_cache(maxsize=256)
 def repo_format(repo: str | None) -> Format | None:
     """A format the repo id states outright ('...-exl2', '...-GPTQ'), not one guessed."""
     if not repo:

@@ -274,3 +274,11 @@ def parse_inline(raw: str) -> Inline:
     """Plain text and links of one cell or paragraph (cached: tables repeat cells a lot)."""
     fast = _fast_inline(raw)
     return fast if fast is not None else _slow_inline(raw)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    """A paragraph's plain text cut where a sentence ends."""
+    return _SENTENCE_END.split(text)

@@ -16,7 +16,7 @@ from quantpick.card import values as cv
 from quantpick.card.annotate import attach, card_mentions
 from quantpick.card.columns import wants_table
 from quantpick.card.links import block_links, branch_and_file_variants, repo_variants
-from quantpick.card.markdown import Block, parse_document, parse_inline
+from quantpick.card.markdown import Block, parse_document, parse_inline, sentences
 from quantpick.card.mentions import bare_label, file_mentions, label_mentions, same_quant
 from quantpick.card.single import base_models, labels_repo, single_quant, with_prose_parameters
 from quantpick.card.tables import CardContext, no_cycle_collection, table_variants
@@ -24,7 +24,6 @@ from quantpick.records import CacheMode, Format, ModelCard, Variant
 
 __all__ = ["parse_card"]
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _MEASURE_WORDS = re.compile(r"\b(?:vram|memory)\b", re.IGNORECASE)
 _CONTEXT_WORDS = re.compile(r"\b(?:context|ctx|tokens)\b", re.IGNORECASE)
 _ESTIMATE_WORDS = re.compile(r"\b(?:estimated|measured|calculated|assum\w*|based on)\b", re.I)
@@ -120,7 +119,7 @@ def _sentences(blocks: list[Block], needle: re.Pattern[str]) -> list[str]:
     found = []
     for block in blocks:
         if needle.search(block.raw):
-            found.extend(_SENTENCE_END.split(parse_inline(block.raw).text))
+            found.extend(sentences(parse_inline(block.raw).text))
     return found
 
 

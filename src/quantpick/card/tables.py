@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 
 from quantpick.card import values as cv
 from quantpick.card.checks import flag_size_order
@@ -61,10 +60,6 @@ def _table_format(columns: list[Column]) -> Format | None:
     return None
 
 
-# a table's rows name the same repo or two over and over; reading the name costs ~20 us
-_repo_format = lru_cache(maxsize=256)(repo_format)
-
-
 def _bits(text: str) -> float | None:
     value = cv.number(text)
     return value if value is not None and 0 < value <= 32 else None
@@ -92,7 +87,7 @@ class _RowReader:
         self.ident = ident
         self.card = card
         self.table_format = _table_format(columns)
-        self.repo_format = _repo_format(card.repo)
+        self.repo_format = repo_format(card.repo)
         roles = {c.role for c in columns}
         self.has_vram_columns = bool(roles & {Col.VRAM, Col.CACHE})
         # which columns hold each role: the same for every row of the table, so looked up once
@@ -206,7 +201,7 @@ class _RowReader:
         if info.format is not None and not info.format_guessed:
             return info.format
         return (
-            _repo_format(ident.repo)
+            repo_format(ident.repo)
             or self.repo_format
             or self.table_format
             or self.card.text_format

@@ -245,17 +245,12 @@ def choose_backend(
     there too: huggingface_hub's per-file HEAD, file locks and metadata writes cost a branch of
     1,000 small files several times the CPU of one GET each (benchmarks/small_files.py).
     """
-    if xet:
-        if requested in (Backend.HUB, Backend.HF_XET):
-            return Backend.HF_XET
-        if requested is Backend.HF_TRANSFER and size_bytes >= max(small_file_bytes, 1):
-            return Backend.HF_TRANSFER
-        return Backend.RANGED
     if requested in (Backend.HUB, Backend.HF_XET):
-        return Backend.HUB
-    if requested is Backend.AUTO or size_bytes < max(small_file_bytes, 1):
-        return Backend.RANGED
-    return requested
+        # huggingface_hub hands a Xet-backed file to hf_xet
+        return Backend.HF_XET if xet else Backend.HUB
+    if requested is Backend.HF_TRANSFER and size_bytes >= max(small_file_bytes, 1):
+        return Backend.HF_TRANSFER
+    return Backend.RANGED
 
 
 # -- the plan -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingE
 from pydantic import ValidationError
 
 from quantpick.errors import QuantpickError
-from quantpick.hub.config_facts import own_branches
+from quantpick.hub.config_facts import PARALLEL, own_branches
 from quantpick.hub.lookup_cache import cache_leaf
 from quantpick.records import (
     BranchListing,
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from quantpick.hub.client import Hub
 
-PARALLEL = 8
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
 _NONE = "not-safetensors"
@@ -67,7 +66,9 @@ def _summary(meta: SafetensorsRepoMetadata) -> SafetensorsFacts:
     )
 
 
-def read_safetensors(hub: Hub, repo: str, branch: BranchListing) -> SafetensorsFacts | None:
+def read_safetensors(
+    hub: Hub, api: HfApi, repo: str, branch: BranchListing
+) -> SafetensorsFacts | None:
     """One branch's headers at its commit; None when it holds no readable safetensors."""
     leaf = cache_leaf("safetensors", branch.commit_sha, "json")
     text = hub.cached_text(repo, leaf)
@@ -78,11 +79,9 @@ def read_safetensors(hub: Hub, repo: str, branch: BranchListing) -> SafetensorsF
             return SafetensorsFacts.model_validate_json(text)
         except ValidationError:
             pass
-    s = hub.settings
-    if s.offline:
+    if hub.settings.offline:
         # offline answers from the last look-up: what was read then, nothing new
         return None
-    api = _Api(s.cache_dir, endpoint=s.endpoint, token=s.token or False, library_name="quantpick")
     try:
         meta = hub.call(
             repo,
@@ -107,8 +106,11 @@ def safetensors_facts(
     names = own_branches(variants, set(branches))
     if not names:
         return variants
+    s = hub.settings
+    # one client for every branch (False: no stored token we did not choose, as Hub's own)
+    api = _Api(s.cache_dir, endpoint=s.endpoint, token=s.token or False, library_name="quantpick")
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(names))) as pool:
-        read = pool.map(lambda n: read_safetensors(hub, listing.repo, branches[n]), names)
+        read = pool.map(lambda n: read_safetensors(hub, api, listing.repo, branches[n]), names)
         facts = dict(zip(names, read, strict=True))
     out = []
     for v in variants:
